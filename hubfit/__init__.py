@@ -1,0 +1,37 @@
+"""hubfit: what hardware does this Hugging Face model need?
+
+Reads ``config.json`` and safetensors headers only (never the weights) and reports exact parameter counts,
+memory per precision and GPU fit. The public API is imported lazily so ``hubfit --help`` stays fast::
+
+    import hubfit
+    report = hubfit.analyze("meta-llama/Llama-2-70b-hf")
+    report.to_dict()
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["Report", "__version__", "analyze"]
+
+_LAZY = {
+    "analyze": ("hubfit.analyze", "analyze"),
+    "Report": ("hubfit.report", "Report"),
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .analyze import analyze
+    from .report import Report
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hubfit' has no attribute {name!r}")

@@ -1,0 +1,93 @@
+"""``analyze()``: from a repo id or directory to a :class:`~hubfit.report.Report`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import quant
+from .layout import ComponentFiles, find_components
+from .model import ModelConfig
+from .params import inventory
+from .report import Component, ParameterSummary, Quantization, Report, WeightSummary
+from .sources import Progress, Source, open_source
+
+__all__ = ["analyze", "analyze_source"]
+
+
+def analyze(
+    model: str,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    progress: Progress | None = None,
+    client: Any = None,
+) -> Report:
+    """Analyse a model from its metadata only.
+
+    Args:
+        model: a Hub repo id (``"meta-llama/Llama-2-70b-hf"``) or a local model directory.
+        revision: branch, tag, full commit sha or ``refs/pr/N`` (Hub only; default ``main``). Everything is
+            read at the commit this resolves to, reported as ``Report.sha``.
+        token: Hub token; ``None`` lets huggingface_hub find one (``HF_TOKEN``, ``hf auth login``).
+        progress: called with ``(done, total)`` while shard headers are read.
+        client: a :class:`hubfit.hub.HubClient` to reuse (its counters accumulate).
+
+    Raises:
+        hubfit.errors.HubfitError: every failure, with a one-line message.
+    """
+    source = open_source(model, revision, token=token, progress=progress, client=client)
+    return analyze_source(source)
+
+
+def analyze_source(source: Source) -> Report:
+    """Analyse an already opened :class:`~hubfit.sources.Source`."""
+    files = source.files()
+    layout = find_components(files, source.read_json)
+    components = [_component(source, part) for part in layout]
+    adapter = None
+    if layout[0].kind == "adapter":
+        cfg = layout[0].extra.get("adapter_config", {})
+        adapter = {
+            "base_model": cfg.get("base_model_name_or_path"),
+            "peft_type": cfg.get("peft_type"),
+            "r": cfg.get("r"),
+            "target_modules": cfg.get("target_modules"),
+        }
+    return Report(
+        repo_id=source.repo_id,
+        revision=source.revision,
+        sha=source.sha,
+        source=source.kind,
+        components=components,
+        adapter=adapter,
+    )
+
+
+def _component(source: Source, part: ComponentFiles) -> Component:
+    raw_config = source.read_json(part.config_path) if part.config_path else None
+    config = ModelConfig(raw_config) if isinstance(raw_config, dict) else None
+    prefix = f"{part.name}/" if part.name else ""
+    quantize_config = source.read_json(f"{prefix}quantize_config.json") if part.kind != "adapter" else None
+    fmt = quant.detect(
+        config.quantization_config if config else None,
+        quantize_config=quantize_config if isinstance(quantize_config, dict) else None,
+        mlx_quantization=config.raw.get("quantization") if config else None,
+    )
+    index = source.read_json(part.index_path) if part.index_path else None
+    headers = source.read_headers(part.weights, index=index, index_path=part.index_path)
+    tensors = inventory(headers.values(), component=part.name, config=config, quant=fmt)
+    quantization = None
+    if fmt is not None:
+        method = fmt.method or str(fmt.config.get("quant_method", "unknown"))
+        quantization = Quantization(method, fmt.bits, fmt.group_size, fmt.details())
+    return Component(
+        name=part.name,
+        kind=part.kind,
+        config=config,
+        tensors=tensors,
+        parameters=ParameterSummary.of(tensors, config),
+        weights=WeightSummary.of(tensors, len(headers)),
+        quantization=quantization,
+        files=list(part.weights),
+        extra=part.extra if part.kind != "adapter" else {},
+    )

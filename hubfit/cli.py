@@ -1,0 +1,122 @@
+"""The ``hubfit`` command line (also ``hf hubfit`` through the ``hf-hubfit`` console script).
+
+Commands parse arguments, call the Python API and render; nothing else. Data goes to stdout, progress and
+errors to stderr. Errors are one line, ``hubfit: error: ...``, with the exit code of :mod:`hubfit.errors`.
+Heavy modules are imported inside the commands so ``hubfit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from . import __version__
+from .errors import HubfitError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class _DefaultGroup(click.Group):
+    """A group whose first argument, when it is not a command, is the model to analyse."""
+
+    default_command = "analyze"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help", "--version"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, prog_name="hubfit")
+def cli() -> None:
+    """What hardware does a Hugging Face model need?
+
+    \b
+      hubfit meta-llama/Llama-2-70b-hf          analyse a Hub model (the default command)
+      hubfit ./path/to/model                    analyse a local model directory
+      hubfit analyze MODEL --json               the same, as JSON
+
+    Reads config.json and safetensors headers only, never the weights.
+    """
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return None
+
+    def report(done: int, total: int) -> None:
+        if total > 1:
+            end = "\n" if done == total else ""
+            click.echo(f"\rreading safetensors headers {done}/{total}", err=True, nl=False)
+            if end:
+                click.echo("", err=True)
+
+    return report
+
+
+@cli.command("analyze", context_settings=CONTEXT_SETTINGS)
+@click.argument("model")
+@click.option("--revision", help="Branch, tag, commit sha or refs/pr/N (Hub models; default main).")
+@click.option(
+    "--token", envvar="HUBFIT_TOKEN", help="Hub token (default: HF_TOKEN or the `hf auth login` token)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (schema hubfit/1).")
+@click.option("--markdown", "as_markdown", is_flag=True, help="Print the report as Markdown.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+def analyze_cmd(
+    model: str, revision: str | None, token: str | None, as_json: bool, as_markdown: bool, quiet: bool
+) -> None:
+    """Count parameters and weight bytes of MODEL (a Hub repo id or a local directory)."""
+    from .analyze import analyze
+    from .render import to_markdown, to_text
+
+    if as_json and as_markdown:
+        raise click.UsageError("--json and --markdown are exclusive")
+    show_progress = not quiet and sys.stderr.isatty()
+    report = analyze(model, revision=revision, token=token, progress=_progress(show_progress))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    elif as_markdown:
+        click.echo(to_markdown(report), nl=False)
+    else:
+        click.echo(to_text(report), nl=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``hubfit`` and ``hf-hubfit`` console scripts."""
+    try:
+        cli.main(args=argv, prog_name="hubfit", standalone_mode=False)
+    except HubfitError as exc:
+        click.echo(f"hubfit: error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("hubfit: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("hubfit: interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: one line unless asked for the traceback
+        if os.environ.get("HUBFIT_DEBUG"):
+            raise
+        click.echo(
+            f"hubfit: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
+            "(set HUBFIT_DEBUG=1 for the traceback and please report it)",
+            err=True,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Safetensors dtype sizes, loaded once from ``data/dtypes.yaml`` (the single source of truth)."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+import yaml
+
+
+@cache
+def _table() -> dict[str, dict]:
+    text = resources.files("hubfit").joinpath("data/dtypes.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)["dtypes"]
+
+
+def known(dtype: str) -> bool:
+    """Whether ``dtype`` is a safetensors dtype."""
+    return dtype in _table()
+
+
+def bits(dtype: str) -> int:
+    """Storage bits per element of a safetensors dtype (``KeyError`` if unknown)."""
+    return int(_table()[dtype]["bits"])
+
+
+def kind(dtype: str) -> str:
+    """``float``, ``int``, ``uint``, ``bool`` or ``complex``."""
+    return str(_table()[dtype]["kind"])
+
+
+def all_dtypes() -> tuple[str, ...]:
+    return tuple(_table())

@@ -1,0 +1,105 @@
+"""Renderings of a :class:`~hubfit.report.Report`: terminal text and Markdown. JSON is ``Report.to_dict()``.
+
+Renderers format what the report holds; they never compute a figure of their own.
+"""
+
+from __future__ import annotations
+
+import html
+
+from .report import Component, Report
+from .units import human_bytes, human_count
+
+__all__ = ["markdown_escape", "to_markdown", "to_text"]
+
+
+def markdown_escape(text: object) -> str:
+    """Escape a string that comes from a repository so it renders as plain text in Markdown and HTML."""
+    escaped = html.escape(str(text), quote=True)
+    for char in "\\`*_{}[]()#+!|~>":
+        escaped = escaped.replace(char, "\\" + char)
+    return " ".join(escaped.split())
+
+
+def _quant_line(report: Report) -> str | None:
+    q = report.quantization
+    if q is None:
+        return None
+    parts = [q.method]
+    if q.bits:
+        parts.append(f"{q.bits:g}-bit")
+    if q.group_size:
+        parts.append(f"group size {q.group_size}")
+    return ", ".join(parts)
+
+
+def _dtype_list(values: dict[str, int], fmt) -> str:
+    return " · ".join(f"{dtype} {fmt(n)}" for dtype, n in values.items())
+
+
+def _title(report: Report) -> str:
+    where = f"{report.revision} ({report.sha[:12]})" if report.sha else report.revision
+    return f"{report.repo_id} @ {where} [{report.source}]"
+
+
+def _component_rows(report: Report) -> list[Component]:
+    return report.components if len(report.components) > 1 else []
+
+
+def to_text(report: Report) -> str:
+    """A readable terminal summary (sizes in GB = 10^9 bytes, with GiB = 2^30 bytes beside)."""
+    p, w = report.parameters, report.weights
+    lines = [_title(report), ""]
+    params = f"{p.total:,} ({human_count(p.total)})"
+    if p.active != p.total:
+        params += f"   active per token {p.active:,} ({human_count(p.active)})"
+    rows = [
+        ("Parameters", params),
+        ("Stored elements", _dtype_list(p.stored_by_dtype, lambda n: f"{n:,}")),
+        ("Weights", f"{human_bytes(w.bytes)} in {w.files} file{'s' if w.files != 1 else ''}"),
+        ("By dtype", _dtype_list(w.bytes_by_dtype, human_bytes)),
+    ]
+    quant = _quant_line(report)
+    if quant:
+        rows.append(("Quantization", quant))
+    if report.adapter:
+        rows.append(("Adapter", f"{report.adapter.get('peft_type')} for {report.adapter.get('base_model')}"))
+    width = max(len(label) for label, _ in rows)
+    lines += [f"{label:<{width}}  {value}" for label, value in rows]
+    comps = _component_rows(report)
+    if comps:
+        lines += ["", "Components"]
+        name_w = max(len(c.name or "(root)") for c in comps)
+        for c in comps:
+            lines.append(
+                f"  {c.name or '(root)':<{name_w}}  {c.parameters.total:>16,}  {human_bytes(c.weights.bytes)}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def to_markdown(report: Report) -> str:
+    """A Markdown summary; strings from the repository are escaped."""
+    p, w = report.parameters, report.weights
+    out = [f"### {markdown_escape(report.repo_id)}", ""]
+    out.append(
+        f"Revision `{markdown_escape(report.revision)}`" + (f" (commit `{report.sha}`)" if report.sha else "")
+    )
+    out += ["", "| | |", "|---|---|"]
+    out.append(f"| Parameters | {p.total:,} ({human_count(p.total)}) |")
+    if p.active != p.total:
+        out.append(f"| Active parameters per token | {p.active:,} ({human_count(p.active)}) |")
+    out.append(f"| Stored elements | {_dtype_list(p.stored_by_dtype, lambda n: f'{n:,}')} |")
+    out.append(f"| Weights | {human_bytes(w.bytes)} in {w.files} file{'s' if w.files != 1 else ''} |")
+    quant = _quant_line(report)
+    if quant:
+        out.append(f"| Quantization | {markdown_escape(quant)} |")
+    comps = _component_rows(report)
+    if comps:
+        out += ["", "| Component | Parameters | Weights |", "|---|---:|---:|"]
+        for c in comps:
+            out.append(
+                f"| {markdown_escape(c.name or '(root)')} | {c.parameters.total:,} | {human_bytes(c.weights.bytes)} |"
+            )
+    out.append("")
+    out.append("Sizes: GB = 10^9 bytes, GiB = 2^30 bytes.")
+    return "\n".join(out) + "\n"
