@@ -73,8 +73,7 @@ def _component(source: Source, part: ComponentFiles) -> Component:
         quantize_config=quantize_config if isinstance(quantize_config, dict) else None,
         mlx_quantization=config.raw.get("quantization") if config else None,
     )
-    index = source.read_json(part.index_path) if part.index_path else None
-    headers = source.read_headers(part.weights, index=index, index_path=part.index_path)
+    headers = source.read_headers(part.weights, index_path=part.index_path)
     tensors = inventory(headers.values(), component=part.name, config=config, quant=fmt)
     quantization = None
     if fmt is not None:

@@ -56,16 +56,34 @@ def _in_folder(files: dict[str, int | None], folder: str) -> list[str]:
     )
 
 
+def _numbered_shards(files: dict[str, int | None], prefix: str, stem: str) -> list[str] | None:
+    """``{stem}-00001-of-00015.safetensors`` ... when exactly one complete numbered set is present."""
+    pattern = re.compile(rf"^{re.escape(prefix + stem)}-(\d+)-of-(\d+)\.safetensors$")
+    found = [(m, p) for p in files if (m := pattern.match(p))]
+    totals = {int(m.group(2)) for m, _ in found}
+    if len(totals) != 1:
+        return None
+    total = totals.pop()
+    numbers = sorted(int(m.group(1)) for m, _ in found)
+    if numbers != list(range(1, total + 1)):
+        return None
+    return sorted(p for _, p in found)
+
+
 def _weights_in(files: dict[str, int | None], folder: str, read_json) -> tuple[list[str], str | None]:
     """(weight files, index path) of a folder, following the transformers / diffusers naming rules."""
     prefix = f"{folder}/" if folder else ""
     for stem in ("model", "diffusion_pytorch_model"):
         index_path = f"{prefix}{stem}.safetensors.index.json"
         if index_path in files:
-            index = read_json(index_path) or {}
-            shards = sorted({prefix + s for s in (index.get("weight_map") or {}).values()})
-            missing = [s for s in shards if s not in files]
-            if shards and not missing:
+            # The standard shard names list the whole set without reading the index
+            shards = _numbered_shards(files, prefix, stem)
+            if shards is None:
+                index = read_json(index_path) or {}
+                shards = sorted({prefix + s for s in (index.get("weight_map") or {}).values()})
+                if not shards or any(s not in files for s in shards):
+                    shards = None
+            if shards:
                 return shards, index_path
         single = f"{prefix}{stem}.safetensors"
         if single in files:

@@ -39,9 +39,9 @@ class Source(Protocol):
         ...
 
     def read_headers(
-        self, paths: Sequence[str], *, index: dict | None = None, index_path: str | None = None
+        self, paths: Sequence[str], *, index_path: str | None = None
     ) -> dict[str, SafetensorsHeader]:
-        """Validated safetensors headers of ``paths``."""
+        """Validated safetensors headers of ``paths`` (shards of ``index_path`` when given)."""
         ...
 
 
@@ -87,7 +87,7 @@ class HubSource:
         return self.client.read_json(self.repo_id, path, self.sha)
 
     def read_headers(
-        self, paths: Sequence[str], *, index: dict | None = None, index_path: str | None = None
+        self, paths: Sequence[str], *, index_path: str | None = None
     ) -> dict[str, SafetensorsHeader]:
         paths = list(paths)
         on_main = self.requested_revision in (None, "main")
@@ -96,8 +96,10 @@ class HubSource:
             if headers is not None and set(headers) >= set(paths):
                 return {p: headers[p] for p in paths}
 
+        # The index names each shard's tensors: enough to size one ranged read per shard.
+        index = self.read_json(index_path) if index_path and len(paths) > 1 else None
         names_by_file: dict[str, list[str]] = {}
-        if index:
+        if isinstance(index, dict):
             folder = index_path.rsplit("/", 1)[0] + "/" if index_path and "/" in index_path else ""
             for name, shard in (index.get("weight_map") or {}).items():
                 names_by_file.setdefault(folder + shard, []).append(name)
@@ -148,7 +150,7 @@ class LocalSource:
             raise HeaderError(f"{path} is not valid JSON") from None
 
     def read_headers(
-        self, paths: Sequence[str], *, index: dict | None = None, index_path: str | None = None
+        self, paths: Sequence[str], *, index_path: str | None = None
     ) -> dict[str, SafetensorsHeader]:
         return _map(lambda p: read_local_header(self.root / p, filename=p), list(paths), self._progress)
 
