@@ -86,6 +86,75 @@ def analyze_cmd(
         click.echo(to_text(report), nl=False)
 
 
+@cli.command("scan", context_settings=CONTEXT_SETTINGS)
+@click.argument("author")
+@click.option("--search", help="Only models whose id contains this text.")
+@click.option(
+    "--filter", "filters", multiple=True, metavar="TAG", help="Only models with this Hub tag (repeatable)."
+)
+@click.option("--limit", type=int, help="At most this many models from the listing.")
+@click.option(
+    "--gated",
+    type=click.Choice(["include", "skip"]),
+    default="include",
+    show_default=True,
+    help="Analyse gated models (needs a token with access) or leave them out.",
+)
+@click.option("--concurrency", type=int, default=None, help="Models analysed at once (default 4).")
+@click.option(
+    "--db", type=click.Path(dir_okay=False), help="Cache database (default $HF_HOME/hubfit/scan.sqlite)."
+)
+@click.option("--refresh", is_flag=True, help="Analyse every model again, ignoring cached results.")
+@click.option(
+    "--retry-errors", is_flag=True, help="Also retry models whose failure was recorded as permanent."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "jsonl", "md"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the output to FILE, not stdout.")
+@click.option(
+    "--html", type=click.Path(dir_okay=False), help="Also write a self-contained HTML report to FILE."
+)
+@click.option(
+    "--token", envvar="HUBFIT_TOKEN", help="Hub token (default: HF_TOKEN or the `hf auth login` token)."
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@click.pass_context
+def scan_cmd(
+    ctx: click.Context,
+    author: str,
+    search: str | None,
+    filters: tuple[str, ...],
+    limit: int | None,
+    gated: str,
+    concurrency: int | None,
+    db: str | None,
+    refresh: bool,
+    retry_errors: bool,
+    fmt: str,
+    output: str | None,
+    html: str | None,
+    token: str | None,
+    quiet: bool,
+) -> None:
+    """Analyse every model of AUTHOR (a user or organization), cached: a re-scan reads only changed repos."""
+    from .scan import DEFAULT_CONCURRENCY, ScanOptions, ScanQuery, scan_command
+
+    query = ScanQuery(author, search=search, filters=filters, limit=limit, gated=gated)
+    options = ScanOptions(
+        concurrency=concurrency or DEFAULT_CONCURRENCY,
+        token=token,
+        refresh=refresh,
+        retry_errors=retry_errors,
+    )
+    ctx.exit(scan_command(query, options, db=db, fmt=fmt, output=output, html=html, quiet=quiet))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hubfit`` and ``hf-hubfit`` console scripts."""
     try:

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubfit.errors import UsageError
+
 __all__ = ["ListedRepo", "ScanRow", "ScanStore", "StoreError"]
 
 SCHEMA_VERSION = 1
@@ -70,8 +72,8 @@ CREATE TABLE IF NOT EXISTS scan_items (
 """
 
 
-class StoreError(Exception):
-    """The cache file cannot be used (not a hubfit scan database, or a newer schema)."""
+class StoreError(UsageError):
+    """The cache file cannot be used (not a hubfit scan database, or a newer schema): a bad ``--db``."""
 
 
 @dataclass(frozen=True)
