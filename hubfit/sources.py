@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .constants import FIRST_READ_BYTES, MAX_JSON_BYTES, MAX_WORKERS
-from .errors import HeaderError, NoWeightsError, UsageError
+from .errors import HeaderError, LfsPointerError, NoWeightsError, UsageError
 from .safetensors import SafetensorsHeader, read_local_header
 
 __all__ = ["HubSource", "LocalSource", "Source", "open_source"]
@@ -115,11 +115,18 @@ class HubSource:
 
 
 class LocalSource:
-    """A model directory on disk; headers are read from the local files (only their first bytes)."""
+    """A model directory on disk; headers are read from the local files (only their first bytes).
+
+    ``lfs`` (a :class:`hubfit.lfs.LfsHeaderReader`) reads the headers of Git LFS pointer files without the
+    weights; without it a pointer file raises :class:`~hubfit.errors.LfsPointerError`.
+    """
 
     kind = "local"
 
-    def __init__(self, path: str | os.PathLike[str], *, progress: Progress | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, progress: Progress | None = None, lfs: Any = None
+    ) -> None:
+        self.lfs = lfs
         self.root = Path(path).resolve()
         if not self.root.is_dir():
             raise UsageError(f"{path} is not a directory")
@@ -152,7 +159,15 @@ class LocalSource:
     def read_headers(
         self, paths: Sequence[str], *, index_path: str | None = None
     ) -> dict[str, SafetensorsHeader]:
-        return _map(lambda p: read_local_header(self.root / p, filename=p), list(paths), self._progress)
+        return _map(self._read_header, list(paths), self._progress)
+
+    def _read_header(self, path: str) -> SafetensorsHeader:
+        try:
+            return read_local_header(self.root / path, filename=path)
+        except LfsPointerError:
+            if self.lfs is None:
+                raise
+            return self.lfs.read_header(self.root / path, path)
 
 
 def _map(
