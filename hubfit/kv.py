@@ -220,8 +220,9 @@ class MLAAttention(LayerSpec):
 class RecurrentState(LayerSpec):
     """A fixed state per sequence (Mamba, Mamba-2, gated DeltaNet linear attention), whatever the context.
 
-    The state is a causal-conv window ``(conv_dim, conv_width)`` plus an SSM / recurrent state ``ssm_shape``,
-    both in ``state_bytes`` per value (vLLM's ``mamba_cache_dtype=auto``: the model's dtype). Tensor
+    The state is a causal-conv window ``(conv_dim, conv_width)`` in ``state_bytes`` per value (vLLM's
+    ``mamba_cache_dtype=auto``: the model's dtype) plus an SSM / recurrent state ``ssm_shape`` in ``ssm_bytes``
+    per value (the model's dtype, or float32 when the config says ``mamba_ssm_dtype: float32``). Tensor
     parallelism splits ``conv_dim`` and the first dimension of ``ssm_shape`` (``MambaStateShapeCalculator``).
     """
 
@@ -230,6 +231,7 @@ class RecurrentState(LayerSpec):
     conv_width: int = 0
     ssm_shape: tuple[int, ...] = ()
     state_bytes: int = 2
+    ssm_bytes: int = 2
     kind = "state"
 
     def bytes_per_token(self, kv_bytes: int, tp: int = 1) -> int:
@@ -237,9 +239,9 @@ class RecurrentState(LayerSpec):
 
     def sequence_bytes(self, tp: int = 1) -> int:
         """Bytes of one sequence's state on one rank."""
-        conv = math.ceil(self.conv_dim / tp) * self.conv_width
+        conv = math.ceil(self.conv_dim / tp) * self.conv_width * self.state_bytes
         ssm = math.ceil(self.ssm_shape[0] / tp) * math.prod(self.ssm_shape[1:]) if self.ssm_shape else 0
-        return (conv + ssm) * self.state_bytes
+        return conv + ssm * self.ssm_bytes
 
     def rank_bytes(self, context: int, batch: int, kv_bytes: int, tp: int = 1) -> int:
         return batch * self.sequence_bytes(tp) if context > 0 else 0
@@ -272,8 +274,11 @@ def _text_type(cfg: ModelConfig) -> str:
     return str(cfg.text.raw.get("model_type") or cfg.model_type or "")
 
 
-def _state_bytes(cfg: ModelConfig) -> int:
-    return 4 if (cfg.torch_dtype or "") in ("float32", "fp32") else 2
+def _state_bytes(cfg: ModelConfig) -> tuple[int, int]:
+    """Bytes per value of the conv state and of the SSM state."""
+    conv = 4 if (cfg.torch_dtype or "") in ("float32", "fp32") else 2
+    ssm = 4 if str(cfg.get("mamba_ssm_dtype") or "") in ("float32", "fp32") else conv
+    return conv, ssm
 
 
 def _layer_kinds(cfg: ModelConfig, layers: int) -> list[str]:
@@ -333,7 +338,7 @@ def _layer_kinds(cfg: ModelConfig, layers: int) -> list[str]:
 
 def _recurrent(cfg: ModelConfig, kind: str, layer: int) -> RecurrentState:
     hidden = cfg.hidden_size or 0
-    state_bytes = _state_bytes(cfg)
+    conv_bytes, ssm_bytes = _state_bytes(cfg)
     if kind == "linear":  # gated DeltaNet (Qwen3-Next), vLLM gated_delta_net_state_shape
         k_heads = _int(cfg, "linear_num_key_heads", default=0) or 0
         v_heads = _int(cfg, "linear_num_value_heads", default=k_heads) or 0
@@ -341,10 +346,11 @@ def _recurrent(cfg: ModelConfig, kind: str, layer: int) -> RecurrentState:
         v_dim = _int(cfg, "linear_value_head_dim", default=k_dim) or 0
         if not k_heads:  # plain linear attention (vLLM linear_attention_state_shape): heads x d x d
             heads, dim = cfg.num_attention_heads or 0, cfg.head_dim or 0
-            return RecurrentState(layer, "linear_attention", 0, 0, (heads, dim, dim), state_bytes)
+            return RecurrentState(layer, "linear_attention", 0, 0, (heads, dim, dim), conv_bytes, ssm_bytes)
         width = (_int(cfg, "linear_conv_kernel_dim", default=4) or 4) - 1
         conv_dim = 2 * k_heads * k_dim + v_heads * v_dim
-        return RecurrentState(layer, "gated_delta_net", conv_dim, width, (v_heads, v_dim, k_dim), state_bytes)
+        shape = (v_heads, v_dim, k_dim)
+        return RecurrentState(layer, "gated_delta_net", conv_dim, width, shape, conv_bytes, ssm_bytes)
     if kind == "mamba2":  # vLLM mamba2_state_shape
         heads = _int(cfg, "mamba_num_heads", "mamba_n_heads", "num_heads", default=0) or 0
         head_dim = _int(cfg, "mamba_head_dim", "mamba_d_head", "head_dim", default=64) or 64
@@ -353,7 +359,9 @@ def _recurrent(cfg: ModelConfig, kind: str, layer: int) -> RecurrentState:
         width = (_int(cfg, "conv_kernel", "mamba_d_conv", default=4) or 4) - 1
         inner = heads * head_dim
         conv_dim = inner + 2 * groups * state
-        return RecurrentState(layer, "mamba2", conv_dim, width, (heads, head_dim, state), state_bytes)
+        return RecurrentState(
+            layer, "mamba2", conv_dim, width, (heads, head_dim, state), conv_bytes, ssm_bytes
+        )
     # Mamba-1 (Mamba, Falcon-Mamba, Jamba), vLLM mamba1_state_shape; defaults are MambaConfig's
     expand = _int(cfg, "mamba_expand", "expand", default=2) or 2
     inner = (
@@ -363,7 +371,7 @@ def _recurrent(cfg: ModelConfig, kind: str, layer: int) -> RecurrentState:
     ) or 0
     state = _int(cfg, "mamba_d_state", "state_size", default=16) or 16
     width = (_int(cfg, "mamba_d_conv", "conv_kernel", default=4) or 4) - 1
-    return RecurrentState(layer, "mamba", inner, width, (inner, state), state_bytes)
+    return RecurrentState(layer, "mamba", inner, width, (inner, state), conv_bytes, ssm_bytes)
 
 
 def _encoder_decoder(cfg: ModelConfig) -> list[LayerSpec]:
