@@ -17,12 +17,12 @@ __version__ = "0.1.0"
 __all__ = ["Report", "__version__", "analyze"]
 
 _LAZY = {
-    "analyze": ("hubfit.analyze", "analyze"),
+    "analyze": ("hubfit.analysis", "analyze"),
     "Report": ("hubfit.report", "Report"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .analyze import analyze
+    from .analysis import analyze
     from .report import Report
 
 

@@ -71,7 +71,7 @@ def analyze_cmd(
     model: str, revision: str | None, token: str | None, as_json: bool, as_markdown: bool, quiet: bool
 ) -> None:
     """Count parameters and weight bytes of MODEL (a Hub repo id or a local directory)."""
-    from .analyze import analyze
+    from .analysis import analyze
     from .render import to_markdown, to_text
 
     if as_json and as_markdown:

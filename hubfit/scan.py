@@ -294,7 +294,7 @@ Outcome = tuple[dict | None, dict | None, bool, float]
 
 def _analyze_one(repo: ListedRepo, options: ScanOptions, client: Any) -> Outcome:
     """Analyse one repo at its listed sha; never raises. Returns (report, error, retry, seconds)."""
-    from hubfit.analyze import analyze
+    from hubfit.analysis import analyze
 
     start = time.perf_counter()
     kwargs: dict[str, Any] = {"revision": repo.sha, "token": options.token}
