@@ -79,22 +79,7 @@ def test_qwen3_moe_window_disabled_by_use_sliding_window_false() -> None:
 
 
 def test_qwen3_next_gated_deltanet_state_is_fixed_per_sequence() -> None:
-    # Fields of huggingface.co/Qwen/Qwen3-Next-80B-A3B-Instruct/blob/main/config.json (hybrid layout).
-    cfg = {
-        "model_type": "qwen3_next",
-        "hidden_size": 2048,
-        "num_hidden_layers": 48,
-        "num_attention_heads": 16,
-        "num_key_value_heads": 2,
-        "head_dim": 256,
-        "full_attention_interval": 4,
-        "linear_num_key_heads": 16,
-        "linear_num_value_heads": 32,
-        "linear_key_head_dim": 128,
-        "linear_value_head_dim": 128,
-        "linear_conv_kernel_dim": 4,
-        "torch_dtype": "bfloat16",
-    }
+    cfg = real("Qwen/Qwen3-Next-80B-A3B-Instruct")  # full_attention_interval 4, bf16
     specs = kv.kv_specs(cfg)
     assert [s.kind for s in specs[:4]] == ["state", "state", "state", "full"]
     # only the 12 full-attention layers grow with the context: 12 x 2 x 256 x 2 x 2 B
@@ -105,20 +90,7 @@ def test_qwen3_next_gated_deltanet_state_is_fixed_per_sequence() -> None:
 
 
 def test_jamba_mamba_layers_and_attention_period() -> None:
-    # Fields of huggingface.co/ai21labs/Jamba-v0.1/blob/main/config.json
-    cfg = {
-        "model_type": "jamba",
-        "hidden_size": 4096,
-        "num_hidden_layers": 32,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 8,
-        "attn_layer_period": 8,
-        "attn_layer_offset": 4,
-        "mamba_d_state": 16,
-        "mamba_d_conv": 4,
-        "mamba_expand": 2,
-        "torch_dtype": "bfloat16",
-    }
+    cfg = real("ai21labs/Jamba-v0.1")  # attn_layer_period 8, offset 4; mamba d_state 16, d_conv 4, expand 2
     specs = kv.kv_specs(cfg)
     assert [s.layer for s in specs if s.kind == "full"] == [4, 12, 20, 28]
     # vLLM mamba1_state_shape: conv (2 x 4096) x (4 - 1), ssm (2 x 4096) x 16, bf16
@@ -148,17 +120,7 @@ def test_ssm_state_in_float32_when_the_config_says_so() -> None:
 
 
 def test_whisper_decoder_self_and_cross_attention() -> None:
-    # Fields of huggingface.co/openai/whisper-large-v3/blob/main/config.json
-    cfg = {
-        "model_type": "whisper",
-        "is_encoder_decoder": True,
-        "d_model": 1280,
-        "encoder_layers": 32,
-        "decoder_layers": 32,
-        "decoder_attention_heads": 20,
-        "max_source_positions": 1500,
-        "max_target_positions": 448,
-    }
+    cfg = real("openai/whisper-large-v3")  # 32 decoder layers, 20 heads, d_model 1280, 1500 encoder frames
     specs = kv.kv_specs(cfg)
     assert sum(s.kind == "cross" for s in specs) == 32
     per_token = 20 * 64 * 2 * 2  # 20 heads x (1280 / 20) x K,V x 2 B
@@ -166,17 +128,23 @@ def test_whisper_decoder_self_and_cross_attention() -> None:
     assert kv.kv_cache_bytes(cfg, 448, 1, "fp16") == 32 * per_token * (448 + 1500)
 
 
-def test_t5_decoder_uses_d_kv_and_num_decoder_layers() -> None:
-    # Fields of huggingface.co/google-t5/t5-base/blob/main/config.json
-    cfg = {"model_type": "t5", "is_encoder_decoder": True, "d_model": 768, "d_kv": 64, "num_heads": 12,
-           "num_layers": 12}  # fmt: skip
-    # no num_decoder_layers: the decoder has num_layers; cross-attention over `context` encoder tokens
-    assert kv.kv_cache_bytes(cfg, 512, 1, "fp32") == 12 * 2 * (12 * 64 * 2 * 4 * 512)
+def test_t5_decoder_uses_d_kv_and_num_layers() -> None:
+    cfg = real("google-t5/t5-small")  # num_layers 6 (no num_decoder_layers), num_heads 8, d_kv 64
+    # decoder self-attention plus cross-attention over `context` encoder tokens, each 8 x 64 x K,V x 4 B (fp32)
+    assert kv.kv_cache_bytes(cfg, 512, 1, "fp32") == 6 * 2 * (8 * 64 * 2 * 4 * 512)
+
+
+def test_mamba_state_in_the_checkpoint_dtype() -> None:
+    cfg = real("state-spaces/mamba-2.8b-hf")  # 64 layers, intermediate 5120, state 16, conv 4, float32
+    assert kv.kv_bytes_per_token(cfg, "bf16") == 0
+    # vLLM mamba1_state_shape: conv 5120 x (4 - 1) + ssm 5120 x 16 values per layer, 4 B each (float32 model)
+    per_sequence = 64 * (5120 * 3 + 5120 * 16) * 4
+    assert kv.kv_cache_bytes(cfg, 100_000, 2, "bf16") == 2 * per_sequence
+    assert kv.kv_cache_bytes(cfg, 0, 2, "bf16") == 0
 
 
 def test_encoder_only_and_non_language_models_hold_nothing() -> None:
-    # Fields of huggingface.co/google-bert/bert-base-uncased/blob/main/config.json
-    bert = {"model_type": "bert", "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12}
+    bert = real("google-bert/bert-base-uncased")
     assert kv.kv_specs(bert) == []
     assert kv.kv_cache_bytes(bert, 512, 8, "fp16") == 0
     assert kv.kv_specs({"_class_name": "UNet2DConditionModel", "block_out_channels": [320, 640]}) == []
