@@ -21,6 +21,7 @@ def analyze(
     token: str | bool | None = None,
     progress: Progress | None = None,
     client: Any = None,
+    workload: Any = None,
 ) -> Report:
     """Analyse a model from its metadata only.
 
@@ -31,12 +32,18 @@ def analyze(
         token: Hub token; ``None`` lets huggingface_hub find one (``HF_TOKEN``, ``hf auth login``).
         progress: called with ``(done, total)`` while shard headers are read.
         client: a :class:`hubfit.hub.HubClient` to reuse (its counters accumulate).
+        workload: a :class:`hubfit.memory.Workload`; when given, ``Report.memory`` holds the memory estimate.
 
     Raises:
         hubfit.errors.HubfitError: every failure, with a one-line message.
     """
     source = open_source(model, revision, token=token, progress=progress, client=client)
-    return analyze_source(source)
+    report = analyze_source(source)
+    if workload is not None:
+        from .memory import estimate
+
+        report.memory = estimate(report, workload)
+    return report
 
 
 def analyze_source(source: Source) -> Report:
