@@ -266,3 +266,70 @@ def test_extension_routes_and_synthesized_entries(hub: FakeHub) -> None:
     big = FileEntry.safetensors({"w": {"dtype": "F16", "shape": [2, 2], "data_offsets": [0, 8]}}, size=10**12)
     assert big.size == 10**12 and big.read(10**12 - 4, 10**12) == bytes(4)
     assert sum(len(c) for c in big.iter_range(0, 3 << 20)) == 3 << 20
+
+
+# Published per-dtype stored elements of each generated checkpoint (sources in fixtures/README.md). A naming or
+# shape rule that drifted from the real checkpoint would change these sums.
+PUBLISHED = {
+    "TheBloke/Llama-2-70B-GPTQ": {"I32": 8_563_445_760, "F16": 532_324_352},
+    "Qwen/Qwen2.5-0.5B": {"BF16": 494_032_768},
+    "openai/gpt-oss-20b": {"BF16": 1_804_459_584, "U8": 10_152_345_600},
+    "deepseek-ai/DeepSeek-V3": {"BF16": 3_918_786_560, "F8_E4M3": 680_571_043_840, "F32": 41_555_600},
+    "meta-llama/Llama-3.1-405B": {"BF16": 405_853_388_800},
+    "google/gemma-2-9b": {"F32": 9_241_705_984},
+    "Qwen/Qwen3-30B-A3B": {"BF16": 30_532_122_624},
+    "mistralai/Mistral-7B-v0.1": {"BF16": 7_241_732_096},
+    "meta-llama/Llama-3.1-8B": {"BF16": 8_030_261_248},
+}
+SHARDS = {
+    "deepseek-ai/DeepSeek-V3": 163,
+    "meta-llama/Llama-3.1-405B": 191,
+    "openai/gpt-oss-20b": 3,
+    "google/gemma-2-9b": 8,
+    "Qwen/Qwen3-30B-A3B": 16,
+}
+
+
+@pytest.mark.parametrize("repo_id", sorted(PUBLISHED))
+def test_generated_checkpoints_match_published_counts(hub: FakeHub, api: HfApi, repo_id: str) -> None:
+    if repo_id in SHARDS:  # one request instead of one per shard
+        meta = api.get_sharded_safetensors_metadata(repo_id, token=TOKEN_GRANTED)
+        assert len(meta.files_metadata) == SHARDS[repo_id]
+    else:
+        meta = api.get_safetensors_metadata(repo_id, token=TOKEN_GRANTED)
+    assert meta.parameter_count == PUBLISHED[repo_id]
+
+
+def test_tied_embeddings_store_no_lm_head(hub: FakeHub, api: HfApi) -> None:
+    meta = api.get_safetensors_metadata("Qwen/Qwen2.5-0.5B")
+    assert "lm_head.weight" not in meta.weight_map
+    assert "model.embed_tokens.weight" in meta.weight_map
+
+
+def test_private_repo_needs_its_token(hub: FakeHub, api: HfApi) -> None:
+    from fixtures.catalog import PRIVATE_REPO, TOKEN_PRIVATE
+
+    with pytest.raises(RepositoryNotFoundError):
+        api.model_info(PRIVATE_REPO)
+    with pytest.raises(RepositoryNotFoundError):
+        api.model_info(PRIVATE_REPO, token=TOKEN_GRANTED)
+    assert api.model_info(PRIVATE_REPO, token=TOKEN_PRIVATE).private is True
+    assert PRIVATE_REPO not in [m.id for m in api.list_models(author="hubfit-fixtures")]
+    assert PRIVATE_REPO in [m.id for m in api.list_models(author="hubfit-fixtures", token=TOKEN_PRIVATE)]
+
+
+def test_hostile_headers_are_served_byte_exact(hub: FakeHub, api: HfApi) -> None:
+    from huggingface_hub.errors import SafetensorsParsingError
+
+    repo = "hubfit-fixtures/hostile-length-2e60"
+    with pytest.raises(SafetensorsParsingError, match="too big"):
+        api.parse_safetensors_file_metadata(repo, "model.safetensors")
+    first = get_session().get(
+        f"{hub.url}/{repo}/resolve/main/model.safetensors", headers={"range": "bytes=0-7"}
+    )
+    assert struct.unpack("<Q", first.content) == (2**60,)
+    meta = api.parse_safetensors_file_metadata("hubfit-fixtures/hostile-negative-shape", "model.safetensors")
+    assert meta.tensors["a"].shape == [-4, 2]  # huggingface_hub passes it through; hubfit must reject it
+    info = api.model_info("hubfit-fixtures/pytorch-only-bert")
+    assert [s.rfilename for s in info.siblings] == ["config.json", "pytorch_model.bin"]
+    assert info.safetensors is None
