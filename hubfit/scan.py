@@ -6,8 +6,8 @@ How a scan runs:
    private, lastModified])`` (retried by huggingface_hub's ``http_backoff``). The listing streams into the
    store (``scan_items``), so memory does not grow with the organization.
 2. **Analyse** each listed repo that has no result for its (repo_id, sha, settings) yet, with the core
-   analyzer at the listed sha (so no revision is resolved again) and, when the analyzer accepts them, the
-   listed file names (so no ``model_info`` per repo). A pool of ``concurrency`` threads shares
+   analyzer at the listed sha (so no revision is resolved again) and with the listed file names (so no
+   ``model_info`` per repo: see :class:`_ListedClient`). A pool of ``concurrency`` threads shares
    huggingface_hub's HTTP client (one connection pool); at most ``2 x concurrency`` repos are in flight.
 3. **Record** each result as it arrives, one committed row per repo: a report dict, or the error with a flag
    saying whether the next run should try again. A failure never stops the others; an interrupted or killed
@@ -324,9 +324,11 @@ def run_scan(
     query: ScanQuery,
     options: ScanOptions | None = None,
     *,
-    progress: IO[str] | None = sys.stderr,
+    progress: IO[str] | None = None,
 ) -> ScanResult:
     """List, analyse and record; returns what happened. Results are in ``store`` under ``result.scan_id``.
+
+    ``progress`` (e.g. ``sys.stderr``) receives the listing summary and the progress line; ``None`` is silent.
 
     Ctrl-C stops the scan cleanly: finished results are kept, in-flight repos are dropped and the scan is
     marked interrupted (``result.interrupted``); running the same scan again resumes it.
@@ -423,7 +425,7 @@ def write_outputs(
     fmt: str = "table",
     output: str | Path | None = None,
     html: str | Path | None = None,
-    stdout: IO[str] = sys.stdout,
+    stdout: IO[str] | None = None,
 ) -> None:
     """Write a recorded scan: ``fmt`` to ``output`` (or ``stdout``), and the HTML page to ``html``.
 
@@ -440,7 +442,7 @@ def write_outputs(
         return store.rows(scan_id)
 
     if output is None:
-        write(fmt, rows, stdout)
+        write(fmt, rows, stdout or sys.stdout)
     else:
         _atomic_write(Path(output), lambda fh: write(fmt, rows, fh))
     if html is not None:
@@ -502,8 +504,8 @@ def scan_command(
     output: str | Path | None = None,
     html: str | Path | None = None,
     quiet: bool = False,
-    stdout: IO[str] = sys.stdout,
-    stderr: IO[str] = sys.stderr,
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
 ) -> int:
     """What ``hubfit scan`` does: scan, then write the outputs; returns the exit code.
 
@@ -512,6 +514,8 @@ def scan_command(
     """
     from hubfit.scan_format import FORMATS
 
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     with ScanStore(db or default_db_path()) as store:

@@ -16,7 +16,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
-from hubfit.scan_format import Fit, RowSource, format_bytes, format_count, has_fits, precisions_of, summarize
+from hubfit.scan_format import (
+    Fit,
+    RowSource,
+    RowSummary,
+    format_bytes,
+    format_count,
+    has_fits,
+    precisions_of,
+    summarize,
+)
 
 __all__ = ["PageInfo", "gpu_class", "memory_band", "write_html"]
 
@@ -103,7 +112,7 @@ svg circle{stroke:#fff;stroke-width:.5;opacity:.85}
 svg circle.hidden{display:none}
 """
 
-_JS = """
+_JS = r"""
 (function(){
   var table=document.getElementById('models'),body=table.tBodies[0];
   var heads=table.tHead.rows[0].cells,q=document.getElementById('q'),st=document.getElementById('status');
@@ -128,6 +137,12 @@ _JS = """
       var ok=visible[c.getAttribute('data-repo')]&&(p==='all'||c.getAttribute('data-precision')===p);
       c.classList.toggle('hidden',!ok);});}
   q.addEventListener('input',apply);st.addEventListener('change',apply);prec.addEventListener('change',apply);
+  // A link can carry a view: #q=llama&status=ok&precision=int4&sort=parameters&dir=desc
+  var h={};location.hash.replace(/^#/,'').split('&').forEach(function(kv){var i=kv.indexOf('=');
+    if(i>0){h[decodeURIComponent(kv.slice(0,i))]=decodeURIComponent(kv.slice(i+1).replace(/\+/g,' '));}});
+  if(h.q){q.value=h.q;}if(h.status){st.value=h.status;}if(h.precision){prec.value=h.precision;}
+  if(h.sort){Array.prototype.forEach.call(heads,function(th){if(th.textContent===h.sort){th.click();
+    if(h.dir==='desc'){th.click();}}});}
   apply();
 })();
 """
@@ -135,6 +150,17 @@ _JS = """
 
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
+
+
+#: The chart's series when a report carries no memory estimates: the checkpoint's bytes as stored.
+STORED = "weights as stored"
+
+
+def _points(s: RowSummary) -> dict[str, int]:
+    """The (precision -> bytes) points of one model: its memory estimates, else its stored weight bytes."""
+    if s.memory:
+        return {p: b for p, b in s.memory.items() if b > 0}
+    return {STORED: s.weights_bytes} if s.weights_bytes else {}
 
 
 def _log_ticks(lo: float, hi: float) -> list[float]:
@@ -148,17 +174,16 @@ def _chart(rows: RowSource, precisions: list[str], fits: bool) -> Iterator[str]:
     classes: dict[str, tuple[int, int]] = {}
     for row in rows():
         s = summarize(row)
-        if not s.parameters or not s.memory:
+        points = _points(s)
+        if not s.parameters or not points:
             continue
         xs_lo, xs_hi = min(xs_lo, s.parameters), max(xs_hi, s.parameters)
-        for precision, total in s.memory.items():
-            if total <= 0:
-                continue
+        for precision, total in points.items():
             ys_lo, ys_hi = min(ys_lo, total), max(ys_hi, total)
             key, label = gpu_class(s.fits.get(precision)) if fits else memory_band(total)
             classes.setdefault(label, key)
     if xs_hi == 0 or ys_hi == 0:
-        yield '<p id="chart-empty">No analysed model has both a parameter count and a memory estimate.</p>'
+        yield '<p id="chart-empty">No analysed model has both a parameter count and a size.</p>'
         return
     ordered = sorted(classes, key=lambda label: classes[label])
     colour = {}
@@ -196,15 +221,14 @@ def _chart(rows: RowSource, precisions: list[str], fits: bool) -> Iterator[str]:
     yield (
         f'<text x="{(left + width - right) / 2}" y="{height - 8}" text-anchor="middle">parameters (log)</text>'
         f'<text transform="translate(14,{(top + height - bottom) / 2}) rotate(-90)" text-anchor="middle">'
-        "memory per precision, GB = 10^9 bytes (log)</text>"
+        f"{'memory per precision' if precisions else 'weights as stored'}, GB = 10^9 bytes (log)</text>"
     )
     for row in rows():
         s = summarize(row)
-        if not s.parameters or not s.memory:
+        points = _points(s)
+        if not s.parameters:
             continue
-        for precision, total in s.memory.items():
-            if total <= 0:
-                continue
+        for precision, total in points.items():
             fit = s.fits.get(precision)
             label = gpu_class(fit)[1] if fits else memory_band(total)[1]
             tip = f"{s.repo_id} - {precision}: {format_bytes(total)} GB, {format_count(s.parameters)} parameters"
@@ -267,6 +291,7 @@ def write_html(rows: RowSource, info: PageInfo, out: IO[str]) -> None:
     """Write the page to ``out``; ``rows`` is called once per pass over the scan (four passes, streamed)."""
     precisions = precisions_of(rows())
     fits = has_fits(rows())
+    series = precisions or [STORED]
     counts = info.counts or {}
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(info.generated_at))
     out.write(
@@ -288,7 +313,7 @@ def write_html(rows: RowSource, info: PageInfo, out: IO[str]) -> None:
         '<option value="pending">not analysed</option></select></label>'
         '<label>Chart precision <select id="precision"><option value="all">all</option>'
     )
-    for p in precisions:
+    for p in series:
         out.write(f'<option value="{_e(p)}">{_e(p)}</option>')
     out.write('</select></label><span><b id="shown">0</b> shown</span></div>\n')
     for chunk in _chart(rows, precisions, fits):

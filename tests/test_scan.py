@@ -92,7 +92,7 @@ def test_second_scan_costs_the_listing_only(hub, store):
         assert rows[repo_id].status == "ok"
         assert rows[repo_id].report["parameters"]["total"] == LLAMA_PARAMS
         assert rows[repo_id].sha == hub.repos[repo_id].refs["refs/heads/main"]
-    assert rows[f"scan-cache/only-bin"].error["type"] == "NoWeightsError"
+    assert rows["scan-cache/only-bin"].error["type"] == "NoWeightsError"
 
     hub.reset_log()
     second = run_scan(store, ScanQuery("scan-cache"), ScanOptions(concurrency=3), progress=None)
@@ -156,10 +156,13 @@ def test_a_failure_is_recorded_does_not_block_others_and_is_retried_next_run(hub
     assert row.status == "ok" and row.report["parameters"]["total"] == LLAMA_PARAMS
     assert store.attempts(repos[1])[0][2] == 2
 
+    # --retry-errors analyses the repo without weights again; the listing's file names already show it has
+    # none, so that costs no request at all
     hub.reset_log()
     third = run_scan(store, ScanQuery("scan-fail"), ScanOptions(retry_errors=True), progress=None)
-    assert requested_repos(hub) == {"scan-fail/only-bin"}
-    assert third.failed == 1 and third.analysed == 0
+    assert third.failed == 1 and third.analysed == 0 and third.cached == 3
+    assert store.attempts("scan-fail/only-bin")[0][1:] == ("error", 2)
+    assert requested_repos(hub) == set()
 
 
 def test_gated_repos_skipped_or_recorded(hub, store):
@@ -175,7 +178,9 @@ def test_gated_repos_skipped_or_recorded(hub, store):
     assert rows["scan-gated/gated"].gated == "manual"
     assert included.counts["retry"] == 1  # access can be granted later: retried on the next run
     with_access = run_scan(store, ScanQuery("scan-gated"), ScanOptions(token="hf_granted"), progress=None)
-    assert by_repo(store, with_access.scan_id)["scan-gated/gated"].report["parameters"]["total"] == LLAMA_PARAMS
+    assert (
+        by_repo(store, with_access.scan_id)["scan-gated/gated"].report["parameters"]["total"] == LLAMA_PARAMS
+    )
 
 
 def test_search_filter_and_limit_narrow_the_listing(hub, store):
@@ -214,8 +219,21 @@ def test_killed_process_resumes_without_redoing_finished_repos(hub, tmp_path):
     repos = make_org(hub, "scan-kill", 6)
     db = tmp_path / "kill.sqlite"
     hub.latency_s = 0.02  # about 0.7 s per repo at concurrency 1, so the kill lands mid-scan
-    cmd = [sys.executable, "-m", "hubfit.cli", "scan", "scan-kill", "--db", str(db), "--concurrency", "1", "-q"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cmd = [
+        sys.executable,
+        "-m",
+        "hubfit.cli",
+        "scan",
+        "scan-kill",
+        "--db",
+        str(db),
+        "--concurrency",
+        "1",
+        "-q",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     done: list[str] = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
@@ -295,7 +313,9 @@ def test_csv_md_and_table_have_one_row_per_repo(hub, store):
 def test_cli_scan_writes_files_and_lists_failures(hub, tmp_path, capsys):
     make_org(hub, "scan-cli", 1, nobin=True)
     db, out, page = tmp_path / "c.sqlite", tmp_path / "scan.jsonl", tmp_path / "scan.html"
-    code = main(["scan", "scan-cli", "--db", str(db), "--format", "jsonl", "-o", str(out), "--html", str(page)])
+    code = main(
+        ["scan", "scan-cli", "--db", str(db), "--format", "jsonl", "-o", str(out), "--html", str(page)]
+    )
     captured = capsys.readouterr()
     assert code == 0
     assert [json.loads(line)["repo_id"] for line in out.read_text().splitlines()] == [
