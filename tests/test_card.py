@@ -220,3 +220,54 @@ def test_rate_limit_is_waited_out(hub):
     result = apply_card(pub, plan_card(pub, analyse(repo_id)))
     assert result.action == "open_pr"
     assert 7.0 in sleeps
+
+
+# ---- the command line -------------------------------------------------------------------------------------
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    from hubfit.cli import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_dry_run_prints_the_diff_and_writes_nothing(hub, capsys):
+    repo_id = new_repo(hub)
+    code, out, err = run_cli(capsys, "card", repo_id, "--token", BOT_TOKEN, "--dry-run")
+    assert code == 0
+    assert "opening a pull request against main" in err
+    assert out.startswith("--- a/README.md\n+++ b/README.md\n")
+    assert "+<!-- hubfit:start -->\n" in out and "+## Hardware requirements\n" in out
+    assert not [line for line in out.splitlines() if line.startswith("-") and not line.startswith("---")]
+    assert publish_writes(hub, repo_id) == []
+
+
+def test_cli_opens_the_pr_prints_its_url_and_never_the_token(hub, capsys):
+    repo_id = new_repo(hub)
+    code, out, err = run_cli(capsys, "card", repo_id, "--token", BOT_TOKEN, "--verbose", "--context", "2048")
+    assert code == 0, err
+    (write,) = publish_writes(hub, repo_id)
+    assert out.strip() == f"{hub.url}/{repo_id}/discussions/{write['num']}"
+    section = current_section(write["files"]["README.md"])
+    assert "### Memory at 2,048 tokens, batch 1" in section and "### GPUs" in section
+    code, out2, err2 = run_cli(capsys, "card", repo_id, "--token", BOT_TOKEN, "--context", "2048")
+    assert code == 0 and "nothing to write" in err2
+    assert len(publish_writes(hub, repo_id)) == 1
+    for text in (out, err, out2, err2):
+        assert BOT_TOKEN not in text
+
+
+def test_cli_concurrent_edit_exits_10_and_changes_nothing(hub, capsys):
+    from fixtures.hub_writes import before_next_commit
+
+    repo_id = new_repo(hub)
+    theirs = CARD + b"\nEdited by the owner while hubfit ran.\n"
+    before_next_commit(hub, lambda h: h.commit(repo_id, {"README.md": theirs}, message="Owner edit"))
+    code, out, err = run_cli(capsys, "card", repo_id, "--token", OWNER_TOKEN, "--commit")
+    assert code == 10
+    assert err.startswith("hubfit: error: ") and err.count("\n") == 1 and "nothing was written" in err
+    assert OWNER_TOKEN not in err + out
+    assert readme(hub, repo_id) == theirs
+    assert publish_writes(hub, repo_id) == []

@@ -124,3 +124,44 @@ def test_lost_answer_does_not_post_a_second_comment(hub):
     _, _, result = comment(repo_id, discussion=thread.num)
     assert result.action == "comment"
     assert len(comments(hub, repo_id, thread.num)) == 2
+
+
+# ---- the command line -------------------------------------------------------------------------------------
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    from hubfit.cli import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_comment_twice_edits_in_place(hub, capsys):
+    repo_id = new_repo(hub)
+    code, out, err = run_cli(capsys, "comment", repo_id, "--token", BOT_TOKEN, "--verbose")
+    assert code == 0, err
+    assert f"opening a discussion '{DISCUSSION_TITLE}' on {repo_id}" in err
+    (opened,) = publish_writes(hub, repo_id)
+    assert out.strip() == f"{hub.url}/{repo_id}/discussions/{opened['num']}"
+    assert "## Hardware requirements" in opened["content"] and "### GPUs" in opened["content"]
+    resave_in_bf16(hub, repo_id)
+    code, out, err2 = run_cli(capsys, "comment", repo_id, "--token", BOT_TOKEN)
+    assert code == 0 and "editing hubfit's comment" in err2
+    assert [w["kind"] for w in publish_writes(hub, repo_id)] == ["discussion", "edit_comment"]
+    assert BOT_TOKEN not in out + err + err2
+
+
+def test_cli_discussions_disabled_exits_11(hub, capsys):
+    repo_id = new_repo(hub, discussions_disabled=True)
+    code, out, err = run_cli(capsys, "comment", repo_id, "--token", BOT_TOKEN)
+    assert code == 11
+    assert (
+        err.startswith("hubfit: error: discussions and pull requests are disabled") and err.count("\n") == 1
+    )
+
+
+def test_cli_comment_needs_a_token(hub, capsys):
+    repo_id = new_repo(hub)
+    code, _, err = run_cli(capsys, "comment", repo_id)
+    assert code == 2 and "needs a Hub token" in err

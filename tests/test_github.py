@@ -20,7 +20,9 @@ REPO = "octo-org/models"
 class FakeGitHub:
     """Issue comments of one pull request, answered the way the REST API answers them."""
 
-    def __init__(self, rsps: responses.RequestsMock, *, viewer: str | None = "hubfit-bot", per_page: int = 100):
+    def __init__(
+        self, rsps: responses.RequestsMock, *, viewer: str | None = "hubfit-bot", per_page: int = 100
+    ):
         self.comments: list[dict] = []
         self.next_id = 1000
         self.viewer = viewer
@@ -31,7 +33,9 @@ class FakeGitHub:
         base = re.escape(API)
         rsps.add_callback(responses.GET, re.compile(base + r"/user$"), callback=self._user)
         rsps.add_callback(
-            responses.GET, re.compile(base + rf"/repos/{REPO}/issues/(\d+)/comments(\?.*)?$"), callback=self._list
+            responses.GET,
+            re.compile(base + rf"/repos/{REPO}/issues/(\d+)/comments(\?.*)?$"),
+            callback=self._list,
         )
         rsps.add_callback(
             responses.POST, re.compile(base + rf"/repos/{REPO}/issues/(\d+)/comments$"), callback=self._create
@@ -76,7 +80,9 @@ class FakeGitHub:
         items = self.comments[start : start + self.per_page]
         headers = {}
         if start + self.per_page < len(self.comments):
-            headers["Link"] = f'<{API}/repos/{REPO}/issues/7/comments?per_page=100&page={page + 1}>; rel="next"'
+            headers["Link"] = (
+                f'<{API}/repos/{REPO}/issues/7/comments?per_page=100&page={page + 1}>; rel="next"'
+            )
         return 200, headers, json.dumps(items)
 
     def _create(self, request):
@@ -258,3 +264,32 @@ def test_parse_pr_ref():
     for bad in ("octo-org/models", "octo-org/models#0", "models#3", "a/b#x", "-a/b#1", "a/b/c#1"):
         with pytest.raises(UsageError):
             parse_pr_ref(bad)
+
+
+def test_cli_github_pr_comment_created_then_updated(gh, hub, monkeypatch, capsys):
+    from publish_support import new_repo, resave_in_bf16
+
+    from hubfit.cli import main
+
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    monkeypatch.setenv("GITHUB_API_URL", API)
+    repo_id = new_repo(hub)
+    assert main(["comment", repo_id, "--github-pr", f"{REPO}#7", "--verbose"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == gh.comments[0]["html_url"]
+    assert gh.comments[0]["body"].startswith("## Hardware requirements\n")
+    assert gh.comments[0]["body"].endswith(DEFAULT_MARKER)
+    resave_in_bf16(hub, repo_id)
+    assert main(["comment", repo_id, "--github-pr", f"{REPO}#7"]) == 0
+    out2, err2 = capsys.readouterr()
+    assert [w[0] for w in gh.writes] == ["POST", "PATCH"] and len(gh.comments) == 1
+    assert "`BF16`" in gh.comments[0]["body"]
+    assert TOKEN not in out + err + out2 + err2
+
+
+def test_cli_github_pr_without_token_exits_2(monkeypatch, capsys):
+    from hubfit.cli import main
+
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    assert main(["comment", "examples/whatever", "--github-pr", "a/b#1"]) == 2
+    assert "GITHUB_TOKEN" in capsys.readouterr().err

@@ -32,7 +32,7 @@ from hubfit import __version__
 from hubfit.errors import UsageError
 from hubfit.publish.cardtext import END_MARKER, START_MARKER, apply_section, card_diff, current_section
 from hubfit.publish.markdown import cell, code
-from hubfit.units import gb, gib, human_count
+from hubfit.units import gb, gib, human_bytes, human_count
 
 __all__ = [
     "PR_TITLE",
@@ -53,7 +53,7 @@ _PROVENANCE = "<sub>Computed by hubfit "
 
 
 def _bytes(n: int) -> str:
-    return f"{gb(n)} ({gib(n)})"
+    return human_bytes(n)
 
 
 def render_section(report: Any) -> str:
@@ -86,14 +86,74 @@ def render_section(report: Any) -> str:
             lines.append(
                 f"| {cell(c.name or '(root)')} | {c.parameters.total:,} | {_bytes(c.weights.bytes)} |"
             )
+    if report.memory is not None:
+        lines += _memory_lines(report.memory)
+    if report.fit is not None:
+        lines += _fit_lines(report.fit)
     sha = code(report.sha[:12]) if report.sha else code(report.revision)
+    how = "Estimates: weights in each precision + KV cache + runtime overhead. " if report.memory else ""
     lines += [
         "",
         f"{_PROVENANCE}{__version__} from `config.json` and the safetensors headers of {code(report.repo_id)} "
-        f"at commit {sha}, without downloading weights. GB = 10^9 bytes, GiB = 2^30 bytes.</sub>",
+        f"at commit {sha}, without downloading weights. {how}GB = 10^9 bytes, GiB = 2^30 bytes.</sub>",
         END_MARKER,
     ]
     return "\n".join(lines)
+
+
+def _memory_lines(memory: Any) -> list[str]:
+    kv = memory.kv_cache
+    if memory.workload.overhead is not None:
+        title = f"### Memory (weights x {1 + memory.workload.overhead:g}, no KV cache)"
+    elif kv.context == 0:
+        title = "### Memory (weights only, no KV cache)"
+    else:
+        title = f"### Memory at {kv.context:,} tokens, batch {kv.batch}, KV cache {kv.dtype}"
+    lines = [
+        "",
+        title,
+        "",
+        "| Precision | Weights | KV cache | Overhead | Total |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for e in memory.estimates:
+        lines.append(
+            f"| {e.precision} | {gb(e.weights_bytes)} | {gb(e.kv_cache_bytes)} | {gb(e.overhead_bytes)} "
+            f"| {_bytes(e.total_bytes)} |"
+        )
+    return lines
+
+
+def _fit_lines(fit: Any) -> list[str]:
+    if not fit.fits:
+        return []
+    precisions = list(dict.fromkeys(row.precision for row in fit.fits))
+    rows: dict[str, dict[str, Any]] = {}
+    memory: dict[str, int] = {}
+    for row in fit.fits:
+        rows.setdefault(row.gpu.name, {})[row.precision] = row
+        memory[row.gpu.name] = row.usable_bytes
+    if fit.fixed_count:
+        plural = "s" if fit.fixed_count != 1 else ""
+        title = f"### GPUs: does it fit on {fit.fixed_count} device{plural}?"
+        legend = "yes: fits; no: does not fit."
+    else:
+        title = "### GPUs: the fewest that hold the model"
+        legend = "Nx: N devices (tensor parallel, pipeline stages across nodes beyond 8); -: no layout fits."
+    lines = ["", title, "", "| GPU | " + " | ".join(precisions) + " |", "|---|" + "---:|" * len(precisions)]
+    for name, by_precision in rows.items():
+        cells = []
+        for prec in precisions:
+            row = by_precision.get(prec)
+            if row is None:
+                cells.append("")
+            elif fit.fixed_count:
+                cells.append("yes" if row.fits else "no")
+            else:
+                cells.append(f"{row.count}x" if row.fits else "-")
+        lines.append(f"| {name} ({gib(memory[name])}) | " + " | ".join(cells) + " |")
+    lines += ["", legend]
+    return lines
 
 
 def same_section(a: str | None, b: str | None) -> bool:

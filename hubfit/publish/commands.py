@@ -1,0 +1,175 @@
+"""The ``hubfit card`` and ``hubfit comment`` commands (registered on the main group in :mod:`hubfit.cli`).
+
+Thin: parse, build the report, call :mod:`hubfit.publish`, print. What will be written and where goes to
+stderr before writing; the URL of the pull request, commit or comment goes to stdout after. ``--dry-run``
+prints the plan and the unified diff and writes nothing. Tokens are never printed, and ``--verbose`` logs
+request lines (method and URL) only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _report_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Flags that shape the report (the same names as the main command): revision, token, memory and fit."""
+    options = [
+        click.option("--revision", help="Branch, tag, commit sha or refs/pr/N to analyse (default main)."),
+        click.option(
+            "--token",
+            envvar="HUBFIT_TOKEN",
+            help="Hub token (default: HF_TOKEN or the `hf auth login` token); never printed.",
+        ),
+        click.option(
+            "--context",
+            type=int,
+            help="Tokens per sequence (default 4096, capped at the model's maximum; 0: weights only).",
+        ),
+        click.option("--batch", type=int, default=1, show_default=True, help="Concurrent sequences."),
+        click.option("--kv-dtype", help="KV-cache dtype: fp8, fp16, bf16 or fp32 (default: 16-bit)."),
+        click.option(
+            "--precision", "precisions", multiple=True, metavar="NAME", help="A precision row (repeatable)."
+        ),
+        click.option(
+            "--bpw", "bpws", type=float, multiple=True, help="A row at this average bits per weight."
+        ),
+        click.option("--overhead", type=float, help="Seed formula: overhead = this fraction of the weights."),
+        click.option("--gpu", "gpus", multiple=True, metavar="NAME", help="A GPU to fit on (repeatable)."),
+        click.option(
+            "--gpus", "gpu_count", type=int, help="A fixed number of devices (default: the fewest)."
+        ),
+        click.option(
+            "--gpu-memory", metavar="SIZE", help="Memory per device, e.g. 24GiB (a card not listed)."
+        ),
+        click.option(
+            "--verbose", "-v", is_flag=True, help="Log Hub and GitHub requests to stderr (no tokens)."
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _build_report(model: str, opts: dict[str, Any], client: Any) -> Any:
+    from hubfit.analysis import analyze
+    from hubfit.fit import HardwareQuery, evaluate
+    from hubfit.hardware import parse_size
+    from hubfit.memory import Workload
+
+    workload = Workload(
+        opts["context"], opts["batch"], opts["kv_dtype"], opts["precisions"], opts["bpws"], opts["overhead"]
+    )
+    gpu_memory = parse_size(opts["gpu_memory"]) if opts["gpu_memory"] else None
+    hardware = HardwareQuery(opts["gpus"], opts["gpu_count"], gpu_memory)
+    report = analyze(model, revision=opts["revision"], token=opts["token"], client=client, workload=workload)
+    if report.fit is None:
+        report.fit = evaluate(report, workload, hardware)
+    return report
+
+
+def _verbose(enabled: bool) -> None:
+    if enabled:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("hubfit: %(message)s"))
+        logger = logging.getLogger("hubfit")
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+
+
+@click.command("card", context_settings=CONTEXT_SETTINGS)
+@click.argument("repo")
+@click.option(
+    "--dry-run", is_flag=True, help="Print what would change (a unified diff of README.md); write nothing."
+)
+@click.option(
+    "--commit",
+    "direct",
+    is_flag=True,
+    help="Commit to main instead of opening a pull request (needs write access).",
+)
+@_report_options
+def card_cmd(repo: str, dry_run: bool, direct: bool, **opts: Any) -> None:
+    """Add or refresh the "Hardware requirements" section of REPO's model card.
+
+    Opens a pull request by default (or updates hubfit's open one); --commit pushes to main. The section sits
+    between <!-- hubfit:start --> and <!-- hubfit:end -->; every other byte of README.md is kept.
+    """
+    from hubfit.hub import HubClient
+    from hubfit.publish._hub import Publisher
+    from hubfit.publish.card import apply_card, plan_card
+
+    _verbose(opts["verbose"])
+    client = HubClient(token=opts["token"])
+    report = _build_report(repo, opts, client)
+    publisher = Publisher(client)
+    plan = plan_card(publisher, report, mode="commit" if direct else "pr")
+    click.echo(plan.describe(), err=True)
+    if dry_run:
+        click.echo(plan.diff, nl=False)
+        return
+    result = apply_card(publisher, plan)
+    click.echo(result.url)
+
+
+@click.command("comment", context_settings=CONTEXT_SETTINGS)
+@click.argument("repo")
+@click.option(
+    "--discussion", type=int, metavar="N", help="Comment on this discussion or pull request of REPO."
+)
+@click.option(
+    "--github-pr",
+    metavar="OWNER/REPO#N",
+    help="Post or update a sticky comment on this GitHub pull request instead (GITHUB_TOKEN, GITHUB_API_URL).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the comment and where it would go; write nothing.")
+@_report_options
+def comment_cmd(repo: str, discussion: int | None, github_pr: str | None, dry_run: bool, **opts: Any) -> None:
+    """Post the hardware report as a comment, edited in place on later runs.
+
+    On the Hub: in discussion N (--discussion), or in hubfit's discussion "Hardware requirements (hubfit)",
+    opened when there is none. With --github-pr, on a GitHub pull request (REPO may then be a local directory).
+    """
+    from hubfit.errors import UsageError
+    from hubfit.hub import HubClient
+    from hubfit.publish.discussions import render_comment
+
+    _verbose(opts["verbose"])
+    if github_pr and discussion is not None:
+        raise UsageError("--discussion and --github-pr are exclusive")
+    client = HubClient(token=opts["token"])
+    if github_pr:
+        from hubfit.publish.github import DEFAULT_MARKER, GitHubClient, parse_pr_ref
+
+        gh_repo, number = parse_pr_ref(github_pr)
+        gh = GitHubClient() if not dry_run else None
+        body = render_comment(_build_report(repo, opts, client), marker=DEFAULT_MARKER)
+        click.echo(
+            f"{gh_repo}#{number}: posting or updating hubfit's comment ({len(body):,} characters)", err=True
+        )
+        if dry_run:
+            click.echo(body)
+            return
+        result = gh.upsert_sticky_comment(gh_repo, number, body, DEFAULT_MARKER)
+        click.echo(result.url)
+        return
+
+    from hubfit.publish._hub import Publisher
+    from hubfit.publish.discussions import apply_comment, plan_comment
+
+    report = _build_report(repo, opts, client)
+    if report.source != "hub":
+        raise UsageError("hubfit comment posts on a Hub repository; for a local directory use --github-pr")
+    publisher = Publisher(client)
+    plan = plan_comment(publisher, report.repo_id, render_comment(report), discussion=discussion)
+    click.echo(plan.describe(), err=True)
+    if dry_run:
+        click.echo(plan.body)
+        return
+    result = apply_comment(publisher, plan)
+    click.echo(result.url)
