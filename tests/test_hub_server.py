@@ -95,15 +95,16 @@ def test_revisions_tag_pr_ref_and_sha(hub: FakeHub, api: HfApi) -> None:
         assert f.read().endswith(b"## Hardware\n")
 
 
-def test_hf_hub_download_small_file_and_pinned_cache(hub: FakeHub, api: HfApi) -> None:
+def test_hf_hub_download_small_file_and_pinned_cache(hub: FakeHub, api: HfApi, tmp_path) -> None:
     sha = api.model_info(LLAMA2_70B).sha
-    path = hf_hub_download(LLAMA2_70B, "config.json", revision=sha, token=TOKEN_GRANTED)
+    path = hf_hub_download(LLAMA2_70B, "config.json", revision=sha, token=TOKEN_GRANTED, cache_dir=tmp_path)
     with open(path, "rb") as f:
         assert f.read() == model_file(LLAMA2_70B, "config.json")
     head = [e for e in hub.log if e.method == "HEAD" and e.path.endswith("/config.json")]
     assert head and head[-1].status == 200
     hub.reset_log()
-    assert hf_hub_download(LLAMA2_70B, "config.json", revision=sha, token=TOKEN_GRANTED) == path
+    again = hf_hub_download(LLAMA2_70B, "config.json", revision=sha, token=TOKEN_GRANTED, cache_dir=tmp_path)
+    assert again == path
     assert hub.requests == 0  # a sha-pinned file is served from the cache, as against the real Hub
 
 
