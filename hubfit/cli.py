@@ -67,17 +67,53 @@ def _progress(enabled: bool):
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (schema hubfit/1).")
 @click.option("--markdown", "as_markdown", is_flag=True, help="Print the report as Markdown.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@click.option(
+    "--context",
+    type=int,
+    help="Tokens per sequence (default 4096, capped at the model's maximum; 0: weights only).",
+)
+@click.option("--batch", type=int, default=1, show_default=True, help="Concurrent sequences.")
+@click.option("--kv-dtype", help="KV-cache dtype: fp8, fp16, bf16 or fp32 (default: 16-bit).")
+@click.option(
+    "--precision",
+    "precisions",
+    multiple=True,
+    metavar="NAME",
+    help="A precision row: stored, fp32, bf16, fp16, fp8, int8, int4, mxfp4, nvfp4 or a GGUF type (Q4_K ...); "
+    "repeatable (default: stored fp32 bf16 int8 int4).",
+)
+@click.option(
+    "--bpw", "bpws", type=float, multiple=True, help="A row at this average bits per weight (EXL2-style)."
+)
+@click.option(
+    "--overhead", type=float, help="Seed formula: overhead = this fraction of the weights, no KV cache."
+)
 def analyze_cmd(
-    model: str, revision: str | None, token: str | None, as_json: bool, as_markdown: bool, quiet: bool
+    model: str,
+    revision: str | None,
+    token: str | None,
+    as_json: bool,
+    as_markdown: bool,
+    quiet: bool,
+    context: int | None,
+    batch: int,
+    kv_dtype: str | None,
+    precisions: tuple[str, ...],
+    bpws: tuple[float, ...],
+    overhead: float | None,
 ) -> None:
-    """Count parameters and weight bytes of MODEL (a Hub repo id or a local directory)."""
+    """Count parameters and weight bytes of MODEL (a Hub repo id or a local directory), and the memory to run it."""
     from .analysis import analyze
+    from .memory import Workload
     from .render import to_markdown, to_text
 
     if as_json and as_markdown:
         raise click.UsageError("--json and --markdown are exclusive")
+    workload = Workload(context, batch, kv_dtype, precisions, bpws, overhead)
     show_progress = not quiet and sys.stderr.isatty()
-    report = analyze(model, revision=revision, token=token, progress=_progress(show_progress))
+    report = analyze(
+        model, revision=revision, token=token, progress=_progress(show_progress), workload=workload
+    )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     elif as_markdown:

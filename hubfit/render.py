@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 
 from .report import Component, Report
-from .units import human_bytes, human_count
+from .units import GB, GIB, human_bytes, human_count
 
 __all__ = ["markdown_escape", "to_markdown", "to_text"]
 
@@ -74,7 +74,63 @@ def to_text(report: Report) -> str:
             lines.append(
                 f"  {c.name or '(root)':<{name_w}}  {c.parameters.total:>16,}  {human_bytes(c.weights.bytes)}"
             )
+    if report.memory is not None:
+        lines += ["", *_memory_text(report.memory)]
     return "\n".join(lines) + "\n"
+
+
+_MEMORY_HEADER = (
+    "precision",
+    "bits/weight",
+    "weights GB",
+    "KV cache GB",
+    "overhead GB",
+    "total GB",
+    "total GiB",
+)
+
+
+def _memory_rows(memory) -> list[tuple[str, ...]]:
+    return [
+        (
+            e.precision,
+            f"{e.bits_per_weight:g}",
+            f"{e.weights_bytes / GB:,.2f}",
+            f"{e.kv_cache_bytes / GB:,.2f}",
+            f"{e.overhead_bytes / GB:,.2f}",
+            f"{e.total_bytes / GB:,.2f}",
+            f"{e.total_bytes / GIB:,.2f}",
+        )
+        for e in memory.estimates
+    ]
+
+
+def _memory_notes(memory) -> list[str]:
+    kv, parts = memory.kv_cache, memory.overhead
+    layers = ", ".join(f"{n} {kind}" for kind, n in kv.layers.items()) or "none"
+    notes = [
+        f"KV cache: {kv.context:,} tokens x batch {kv.batch}, {kv.dtype}, {kv.bytes_per_token:,} B per token "
+        f"({layers} layers): {human_bytes(kv.bytes)}"
+    ]
+    if parts.fraction is not None:
+        notes.append(f"Overhead: {parts.fraction:g} x weights (seed formula, no KV cache)")
+    else:
+        notes.append(
+            f"Overhead per GPU: CUDA/framework {human_bytes(parts.fixed)} + activations {human_bytes(parts.activations)}"
+            f" + logits {human_bytes(parts.logits)} + allocator slack {human_bytes(parts.slack)}"
+        )
+    notes += [p.describe() for p in memory.precisions if p.family != "float"]
+    return notes
+
+
+def _memory_text(memory) -> list[str]:
+    rows = [_MEMORY_HEADER, *_memory_rows(memory)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(_MEMORY_HEADER))]
+    lines = ["Memory (GB = 10^9 bytes, GiB = 2^30 bytes)"]
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  " + "  ".join(cells))
+    return lines + ["  " + note for note in _memory_notes(memory)]
 
 
 def to_markdown(report: Report) -> str:
@@ -100,6 +156,12 @@ def to_markdown(report: Report) -> str:
             out.append(
                 f"| {markdown_escape(c.name or '(root)')} | {c.parameters.total:,} | {human_bytes(c.weights.bytes)} |"
             )
+    if report.memory is not None:
+        out += ["", "| " + " | ".join(_MEMORY_HEADER) + " |", "|---|" + "---:|" * (len(_MEMORY_HEADER) - 1)]
+        out += [
+            "| " + " | ".join(markdown_escape(c) for c in row) + " |" for row in _memory_rows(report.memory)
+        ]
+        out += [""] + [f"- {markdown_escape(note)}" for note in _memory_notes(report.memory)]
     out.append("")
     out.append("Sizes: GB = 10^9 bytes, GiB = 2^30 bytes.")
     return "\n".join(out) + "\n"
