@@ -191,6 +191,16 @@ def scan_cmd(
     ctx.exit(scan_command(query, options, db=db, fmt=fmt, output=output, html=html, quiet=quiet))
 
 
+def _add_publish_commands() -> None:
+    from .publish.commands import card_cmd, comment_cmd
+
+    cli.add_command(card_cmd)
+    cli.add_command(comment_cmd)
+
+
+_add_publish_commands()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hubfit`` and ``hf-hubfit`` console scripts."""
     try:

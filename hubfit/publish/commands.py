@@ -73,6 +73,19 @@ def _build_report(model: str, opts: dict[str, Any], client: Any) -> Any:
     return report
 
 
+def _write_token(token: str | None) -> str | None:
+    """The token for Hub writes: ``--token``, else the one huggingface_hub finds (HF_TOKEN, saved login).
+
+    Resolved explicitly because writes always need it, even where ``HF_HUB_DISABLE_IMPLICIT_TOKEN`` keeps
+    huggingface_hub from sending a stored token on its own.
+    """
+    if token:
+        return token
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
 def _verbose(enabled: bool) -> None:
     if enabled:
         handler = logging.StreamHandler()
@@ -91,24 +104,32 @@ def _verbose(enabled: bool) -> None:
     "--commit",
     "direct",
     is_flag=True,
-    help="Commit to main instead of opening a pull request (needs write access).",
+    help="Commit to main instead of opening a pull request (needs write access); same as --mode commit.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["pr", "commit"]),
+    help="pr: open or update hubfit's pull request (default); commit: push to main.",
 )
 @_report_options
-def card_cmd(repo: str, dry_run: bool, direct: bool, **opts: Any) -> None:
+def card_cmd(repo: str, dry_run: bool, direct: bool, mode: str | None, **opts: Any) -> None:
     """Add or refresh the "Hardware requirements" section of REPO's model card.
 
     Opens a pull request by default (or updates hubfit's open one); --commit pushes to main. The section sits
     between <!-- hubfit:start --> and <!-- hubfit:end -->; every other byte of README.md is kept.
     """
+    from hubfit.errors import UsageError
     from hubfit.hub import HubClient
     from hubfit.publish._hub import Publisher
     from hubfit.publish.card import apply_card, plan_card
 
     _verbose(opts["verbose"])
-    client = HubClient(token=opts["token"])
+    if direct and mode == "pr":
+        raise UsageError("--commit and --mode pr contradict each other")
+    client = HubClient(token=_write_token(opts["token"]))
     report = _build_report(repo, opts, client)
     publisher = Publisher(client)
-    plan = plan_card(publisher, report, mode="commit" if direct else "pr")
+    plan = plan_card(publisher, report, mode="commit" if direct or mode == "commit" else "pr")
     click.echo(plan.describe(), err=True)
     if dry_run:
         click.echo(plan.diff, nl=False)
@@ -142,7 +163,7 @@ def comment_cmd(repo: str, discussion: int | None, github_pr: str | None, dry_ru
     _verbose(opts["verbose"])
     if github_pr and discussion is not None:
         raise UsageError("--discussion and --github-pr are exclusive")
-    client = HubClient(token=opts["token"])
+    client = HubClient(token=opts["token"] if github_pr else _write_token(opts["token"]))
     if github_pr:
         from hubfit.publish.github import DEFAULT_MARKER, GitHubClient, parse_pr_ref
 
