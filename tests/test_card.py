@@ -267,7 +267,9 @@ def test_cli_concurrent_edit_exits_10_and_changes_nothing(hub, capsys):
     before_next_commit(hub, lambda h: h.commit(repo_id, {"README.md": theirs}, message="Owner edit"))
     code, out, err = run_cli(capsys, "card", repo_id, "--token", OWNER_TOKEN, "--commit")
     assert code == 10
-    assert err.startswith("hubfit: error: ") and err.count("\n") == 1 and "nothing was written" in err
+    said, error = err.splitlines()  # what it was about to write, then the one-line error
+    assert said.startswith(f"{repo_id}: committing to main")
+    assert error.startswith("hubfit: error: ") and "nothing was written" in error
     assert OWNER_TOKEN not in err + out
     assert readme(hub, repo_id) == theirs
     assert publish_writes(hub, repo_id) == []
