@@ -29,7 +29,7 @@ import yaml
 from . import kv
 from .errors import UsageError
 from .model import ModelConfig
-from .params import LogicalTensor
+from .params import ROLES, LogicalTensor
 
 __all__ = [
     "DEFAULT_CONTEXT",
@@ -172,8 +172,8 @@ class Precision:
         """One line: which tensors take which bits."""
         if self.family == STORED:
             return "stored: every tensor as the checkpoint stores it"
-        quantized = ", ".join(sorted(self.quantized_roles))
-        text = f"{self.name}: {quantized} at {float(self.bits):g} bits"
+        quantized = ", ".join(role for role in ROLES if role in self.quantized_roles)
+        text = f"{self.name}: {quantized} weights at {float(self.bits):g} bits"
         if self.lm_head_bits is not None:
             text += f"; lm_head at {self.lm_head_bits} bits"
         if self.kept_bits is not None:

@@ -90,16 +90,22 @@ _MEMORY_HEADER = (
 )
 
 
+def _size(n: int, unit: int) -> str:
+    """One decimal from 10 units up (974.0 GB), two below (1.34 GB)."""
+    value = n / unit
+    return f"{value:,.1f}" if value >= 10 else f"{value:,.2f}"
+
+
 def _memory_rows(memory) -> list[tuple[str, ...]]:
     return [
         (
             e.precision,
             f"{e.bits_per_weight:g}",
-            f"{e.weights_bytes / GB:,.2f}",
-            f"{e.kv_cache_bytes / GB:,.2f}",
-            f"{e.overhead_bytes / GB:,.2f}",
-            f"{e.total_bytes / GB:,.2f}",
-            f"{e.total_bytes / GIB:,.2f}",
+            _size(e.weights_bytes, GB),
+            _size(e.kv_cache_bytes, GB),
+            _size(e.overhead_bytes, GB),
+            _size(e.total_bytes, GB),
+            _size(e.total_bytes, GIB),
         )
         for e in memory.estimates
     ]
@@ -108,13 +114,13 @@ def _memory_rows(memory) -> list[tuple[str, ...]]:
 def _memory_notes(memory) -> list[str]:
     kv, parts = memory.kv_cache, memory.overhead
     layers = ", ".join(f"{n} {kind}" for kind, n in kv.layers.items()) or "none"
-    notes = [
-        f"KV cache: {kv.context:,} tokens x batch {kv.batch}, {kv.dtype}, {kv.bytes_per_token:,} B per token "
-        f"({layers} layers): {human_bytes(kv.bytes)}"
-    ]
     if parts.fraction is not None:
-        notes.append(f"Overhead: {parts.fraction:g} x weights (seed formula, no KV cache)")
+        notes = [f"Seed formula: overhead = {parts.fraction:g} x weights; KV cache not counted"]
     else:
+        notes = [
+            f"KV cache: {kv.context:,} tokens x batch {kv.batch}, {kv.dtype}, {kv.bytes_per_token:,} B per token "
+            f"({layers} layers): {human_bytes(kv.bytes)}"
+        ]
         notes.append(
             f"Overhead per GPU: CUDA/framework {human_bytes(parts.fixed)} + activations {human_bytes(parts.activations)}"
             f" + logits {human_bytes(parts.logits)} + allocator slack {human_bytes(parts.slack)}"

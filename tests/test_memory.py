@@ -229,3 +229,46 @@ def test_layer_bytes_for_partial_offload(llama70: Report) -> None:
     assert layers[0] == linear * 9 // 16 + 2 * 8192 * 4 + 64 * 4
     outside = memory.weights_bytes(llama70, "Q4_K") - sum(layers)
     assert outside == 2 * 32000 * 8192 * 9 // 16 + 8192 * 4  # embedding, lm_head, final norm
+
+
+# ---- through analyze() and the command line (the fake Hub of tests/conftest.py) --------------------------
+
+
+def test_analyze_with_a_workload_fills_report_memory() -> None:
+    from fixtures.catalog import TOKEN_GRANTED
+    from hubfit.analysis import analyze
+    from hubfit.render import to_markdown, to_text
+
+    work = memory.Workload(precisions=("bf16",), overhead=0.2)
+    report = analyze("meta-llama/Llama-3.1-405B", token=TOKEN_GRANTED, workload=work)
+    doc = report.to_dict()
+    assert doc["estimates"][0]["total_bytes"] == 974_048_133_120
+    assert doc["kv_cache"]["bytes"] == 0
+    assert "| bf16 | 16 | 811.7 | 0.00 | 162.3 | 974.0 | 907.2 |" in to_markdown(report)
+    assert "974.0" in to_text(report)
+
+
+def test_cli_memory_flags() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from fixtures.catalog import TOKEN_GRANTED
+
+    def hubfit(*args: str) -> subprocess.CompletedProcess:
+        exe = Path(sys.executable).parent / "hubfit"
+        return subprocess.run(
+            [str(exe), *args], capture_output=True, text=True, timeout=120, env=dict(os.environ)
+        )
+
+    model = ("meta-llama/Llama-2-70b-hf", "--token", TOKEN_GRANTED)
+    done = hubfit(*model, "--json", "--context", "4096", "--kv-dtype", "fp8", "--precision", "Q4_K")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["kv_cache"] == {
+        "bytes_per_token": 163_840, "dtype": "fp8", "context": 4096, "batch": 1, "bytes": 671_088_640,
+    }  # fmt: skip
+    assert [e["precision"] for e in doc["estimates"]] == ["Q4_K"]
+    bad = hubfit(*model, "--batch", "0")
+    assert bad.returncode == 2 and bad.stderr.startswith("hubfit: error: --batch must be at least 1")
