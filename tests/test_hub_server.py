@@ -334,3 +334,35 @@ def test_hostile_headers_are_served_byte_exact(hub: FakeHub, api: HfApi) -> None
     info = api.model_info("hubfit-fixtures/pytorch-only-bert")
     assert [s.rfilename for s in info.siblings] == ["config.json", "pytorch_model.bin"]
     assert info.safetensors is None
+
+
+def test_quantized_checkpoints_follow_their_packing_rules(hub: FakeHub, api: HfApi) -> None:
+    # AWQ GEMM 4-bit, group 128 on Llama-2-7B: I32 = sum over linears of I*O/8 + (I/128)*O/8 (fixtures/README.md).
+    awq = api.get_safetensors_metadata("TheBloke/Llama-2-7B-AWQ").parameter_count
+    assert awq == {"I32": 815_824_896, "F16": 313_004_032}
+    bnb = api.get_safetensors_metadata("unsloth/llama-3-8b-bnb-4bit")
+    weights = [
+        t for n, t in bnb.files_metadata["model.safetensors"].tensors.items() if n.endswith("proj.weight")
+    ]
+    assert sum(t.parameter_count for t in weights) * 2 == 6_979_321_856  # two NF4 values per U8 element
+    w4a16 = api.get_safetensors_metadata("RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w4a16")
+    assert w4a16.parameter_count["I32"] * 8 == 6_979_321_856  # eight int4 values per I32 element
+
+
+def test_sentence_transformers_and_adapter_layouts(hub: FakeHub, api: HfApi) -> None:
+    labse = api.model_info("sentence-transformers/LaBSE")
+    names = {s.rfilename for s in labse.siblings}
+    assert {"modules.json", "2_Dense/config.json", "2_Dense/model.safetensors", "model.safetensors"} <= names
+    dense = api.parse_safetensors_file_metadata("sentence-transformers/LaBSE", "2_Dense/model.safetensors")
+    assert dense.tensors["linear.weight"].shape == [768, 768]
+    root = api.parse_safetensors_file_metadata("sentence-transformers/LaBSE", "model.safetensors")
+    assert root.parameter_count == {"F32": 470_926_848}  # BERT rule on LaBSE's config (vocab 501,153)
+
+    repo = "mmammidi/LoRA-fine-tuning-Llama-3.1-8B-FirstProject"
+    info = api.model_info(repo, files_metadata=True)
+    adapter = next(s for s in info.siblings if s.rfilename == "adapter_model.safetensors")
+    assert adapter.size == 218_138_576  # the size in the repo's real LFS pointer
+    meta = api.parse_safetensors_file_metadata(repo, "adapter_model.safetensors")
+    # r = 64 on q/k/v/o of 32 Llama-3.1-8B layers: 32 x 64 x (4096+4096 + 4096+1024 + 4096+1024 + 4096+4096)
+    assert meta.parameter_count == {"F32": 32 * 64 * (8192 + 5120 + 5120 + 8192)}
+    assert adapter.size - 8 - 4 * meta.parameter_count["F32"] > 0  # room for the header, as in the real file
