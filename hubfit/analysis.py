@@ -50,6 +50,15 @@ def analyze_source(source: Source) -> Report:
     """Analyse an already opened :class:`~hubfit.sources.Source`."""
     files = source.files()
     layout = find_components(files, source.read_json)
+    prefetch = getattr(source, "prefetch", None)
+    if prefetch is not None:
+        wanted: list[str] = []
+        for part in layout:
+            prefix = f"{part.name}/" if part.name else ""
+            wanted += [p for p in (part.config_path, f"{prefix}quantize_config.json") if p]
+            if part.index_path and not source.uses_sharded_endpoint(part.weights, part.index_path):
+                wanted.append(part.index_path)
+        prefetch(wanted)
     components = [_component(source, part) for part in layout]
     adapter = None
     if layout[0].kind == "adapter":

@@ -16,8 +16,8 @@ MAX_HEADER_DEPTH = 64
 #: while keeping the bytes read within "header + 8 KB" for files with tiny headers.
 FIRST_READ_BYTES = 8 * 1024
 
-#: Concurrency for per-shard header reads.
-MAX_WORKERS = int(os.environ.get("HUBFIT_MAX_WORKERS", "16"))
+#: Concurrency for per-shard header reads (huggingface.js reads 20 shards at a time, hf-mem up to 32).
+MAX_WORKERS = int(os.environ.get("HUBFIT_MAX_WORKERS", "32"))
 
 #: Retries for 429 / 5xx / timeouts: attempts, first backoff, cap, and the longest Retry-After honoured.
 RETRY_ATTEMPTS = int(os.environ.get("HUBFIT_RETRY_ATTEMPTS", "5"))

@@ -132,6 +132,7 @@ class HubClient:
         self.token = token
         self.stats = HubStats()
         self._sleep = sleep
+        self._headers: dict[str, str] | None = None
 
     @property
     def endpoint(self) -> str:
@@ -282,8 +283,11 @@ class HubClient:
         from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
         url = hf_hub_url(repo_id, path, revision=sha, endpoint=self.endpoint)
-        headers = build_hf_headers(token=self.token, library_name="hubfit", library_version=__version__)
-        headers["Range"] = f"bytes={start}-{end}"
+        if self._headers is None:  # token lookup and user agent: once per client, not per read
+            self._headers = build_hf_headers(
+                token=self.token, library_name="hubfit", library_version=__version__
+            )
+        headers = {**self._headers, "Range": f"bytes={start}-{end}"}
 
         def call() -> bytes:
             self.stats.add(requests=1)

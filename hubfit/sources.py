@@ -76,6 +76,7 @@ class HubSource:
         self.revision = self.snapshot.revision
         self.sha = self.snapshot.sha
         self._files = {f.path: f.size for f in self.snapshot.files}
+        self._json: dict[str, Any] = {}
         self._progress = progress
 
     def files(self) -> dict[str, int | None]:
@@ -84,14 +85,27 @@ class HubSource:
     def read_json(self, path: str) -> Any:
         if path not in self._files:
             return None
-        return self.client.read_json(self.repo_id, path, self.sha)
+        if path not in self._json:
+            self._json[path] = self.client.read_json(self.repo_id, path, self.sha)
+        return self._json[path]
+
+    def prefetch(self, paths: Sequence[str]) -> None:
+        """Download JSON files concurrently (each costs round trips; in sequence they add up)."""
+        wanted = [p for p in dict.fromkeys(paths) if p in self._files and p not in self._json]
+        if len(wanted) > 1:
+            with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+                for path, value in zip(wanted, pool.map(self.read_json, wanted), strict=True):
+                    self._json[path] = value
+
+    def uses_sharded_endpoint(self, paths: Sequence[str], index_path: str | None) -> bool:
+        """Whether :meth:`read_headers` will ask the Hub for every shard header at once (``main`` only)."""
+        return bool(index_path) and self.requested_revision in (None, "main") and len(paths) > 1
 
     def read_headers(
         self, paths: Sequence[str], *, index_path: str | None = None
     ) -> dict[str, SafetensorsHeader]:
         paths = list(paths)
-        on_main = self.requested_revision in (None, "main")
-        if index_path and on_main and len(paths) > 1:
+        if self.uses_sharded_endpoint(paths, index_path):
             headers = self.client.sharded_headers(self.repo_id, index_path, self._files)
             if headers is not None and set(headers) >= set(paths):
                 return {p: headers[p] for p in paths}
