@@ -160,6 +160,26 @@ def analyze_cmd(
     "--token", envvar="HUBFIT_TOKEN", help="Hub token (default: HF_TOKEN or the `hf auth login` token)."
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@click.option("--context", type=int, help="Tokens per sequence for the memory figures (as for one model).")
+@click.option("--batch", type=int, default=1, show_default=True, help="Concurrent sequences.")
+@click.option("--kv-dtype", help="KV-cache dtype: fp8, fp16, bf16 or fp32 (default: 16-bit).")
+@click.option(
+    "--precision", "precisions", multiple=True, metavar="NAME", help="A precision row (repeatable)."
+)
+@click.option("--bpw", "bpws", type=float, multiple=True, help="A row at this average bits per weight.")
+@click.option("--overhead", type=float, help="Seed formula: overhead = this fraction of the weights.")
+@click.option("--gpu", "gpus", multiple=True, metavar="NAME", help="A GPU to fit on (repeatable).")
+@click.option("--gpus", "gpu_count", type=int, help="A fixed number of devices (default: the fewest).")
+@click.option("--gpu-memory", metavar="SIZE", help="Memory per device, e.g. 24GiB (a card not listed).")
+@click.option(
+    "--apply",
+    type=click.Choice(["card", "comment"]),
+    help="Publish to every analysed repo: the model-card section or a discussion comment (dry run unless --yes).",
+)
+@click.option("--yes", is_flag=True, help="With --apply: write (default: only say what would be written).")
+@click.option("--commit", "direct", is_flag=True, help="With --apply card: commit to main instead of a PR.")
+@click.option("--pause", type=float, help="With --apply: seconds between two writes (default 10).")
+@click.option("--max-writes", type=int, help="With --apply: stop after this many writes.")
 @click.pass_context
 def scan_cmd(
     ctx: click.Context,
@@ -177,18 +197,55 @@ def scan_cmd(
     html: str | None,
     token: str | None,
     quiet: bool,
+    context: int | None,
+    batch: int,
+    kv_dtype: str | None,
+    precisions: tuple[str, ...],
+    bpws: tuple[float, ...],
+    overhead: float | None,
+    gpus: tuple[str, ...],
+    gpu_count: int | None,
+    gpu_memory: str | None,
+    apply: str | None,
+    yes: bool,
+    direct: bool,
+    pause: float | None,
+    max_writes: int | None,
 ) -> None:
-    """Analyse every model of AUTHOR (a user or organization), cached: a re-scan reads only changed repos."""
+    """Analyse every model of AUTHOR (a user or organization), cached: a re-scan reads only changed repos.
+
+    Results are kept in a SQLite file keyed by (repo, commit sha, settings); an interrupted scan resumes, a
+    failed repo is retried on the next run. --apply card|comment publishes to every analysed repo.
+    """
+    from .fit import HardwareQuery
+    from .hardware import parse_size
+    from .memory import Workload
     from .scan import DEFAULT_CONCURRENCY, ScanOptions, ScanQuery, scan_command
 
     query = ScanQuery(author, search=search, filters=filters, limit=limit, gated=gated)
     options = ScanOptions(
         concurrency=concurrency or DEFAULT_CONCURRENCY,
         token=token,
+        workload=Workload(context, batch, kv_dtype, precisions, bpws, overhead),
+        hardware=HardwareQuery(gpus, gpu_count, parse_size(gpu_memory) if gpu_memory else None),
         refresh=refresh,
         retry_errors=retry_errors,
     )
-    ctx.exit(scan_command(query, options, db=db, fmt=fmt, output=output, html=html, quiet=quiet))
+    code = scan_command(
+        query,
+        options,
+        db=db,
+        fmt=fmt,
+        output=output,
+        html=html,
+        quiet=quiet,
+        apply=apply,
+        yes=yes,
+        direct=direct,
+        pause_s=pause,
+        max_writes=max_writes,
+    )
+    ctx.exit(code)
 
 
 def _add_publish_commands() -> None:

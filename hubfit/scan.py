@@ -94,8 +94,10 @@ class ScanOptions:
     Attributes:
         concurrency: repos analysed at once.
         token: Hub token (``None``: huggingface_hub's lookup; ``False``: anonymous).
-        workload: passed to the analyzer (memory estimates); part of the cache key.
-        hardware: passed to the analyzer (fit figures); part of the cache key.
+        workload: a :class:`hubfit.memory.Workload` for the memory estimates (default: ``Workload()``, as
+            ``hubfit REPO``); part of the cache key.
+        hardware: a :class:`hubfit.fit.HardwareQuery` for the fit figures (default: the curated GPU set);
+            part of the cache key.
         refresh: analyse every repo again, ignoring cached results.
         retry_errors: also retry failures recorded as permanent (no weights, bad header).
     """
@@ -292,19 +294,27 @@ class _ListedClient:
 Outcome = tuple[dict | None, dict | None, bool, float]
 
 
-def _analyze_one(repo: ListedRepo, options: ScanOptions, client: Any) -> Outcome:
-    """Analyse one repo at its listed sha; never raises. Returns (report, error, retry, seconds)."""
+def build_report(repo_id: str, sha: str, *, client: Any, workload: Any, hardware: Any) -> Any:
+    """The report ``hubfit REPO --revision SHA --json`` prints: metadata, memory for ``workload`` and, when
+    the analyzer did not already fill it, the fit on ``hardware``."""
     from hubfit.analysis import analyze
 
+    report = analyze(repo_id, revision=sha, client=client, workload=workload)
+    if hardware is not None and report.fit is None:
+        from hubfit.fit import evaluate
+
+        report.fit = evaluate(report, workload, hardware)
+    return report
+
+
+def _analyze_one(repo: ListedRepo, options: ScanOptions, client: Any) -> Outcome:
+    """Analyse one repo at its listed sha; never raises. Returns (report, error, retry, seconds)."""
     start = time.perf_counter()
-    kwargs: dict[str, Any] = {"revision": repo.sha, "token": options.token}
-    kwargs["client"] = client if repo.siblings is None else _ListedClient(client, repo)
-    if options.workload is not None:
-        kwargs["workload"] = options.workload
-    if options.hardware is not None:
-        kwargs["hardware"] = options.hardware
+    scoped = client if repo.siblings is None else _ListedClient(client, repo)
     try:
-        report = analyze(repo.repo_id, **kwargs).to_dict()
+        report = build_report(
+            repo.repo_id, repo.sha, client=scoped, workload=options.workload, hardware=options.hardware
+        ).to_dict()
     except HubfitError as exc:
         error = {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
         return None, error, not isinstance(exc, PERMANENT_ERRORS), time.perf_counter() - start
@@ -317,6 +327,18 @@ def _analyze_one(repo: ListedRepo, options: ScanOptions, client: Any) -> Outcome
             time.perf_counter() - start,
         )
     return report, None, False, time.perf_counter() - start
+
+
+def _resolved(options: ScanOptions) -> ScanOptions:
+    """Fill in the default workload and hardware (as ``hubfit REPO`` does) and check them once, up front:
+    an unknown GPU name is a usage error for the whole scan, not a failure recorded on every repo."""
+    from hubfit.fit import HardwareQuery
+    from hubfit.memory import Workload
+
+    workload = options.workload if options.workload is not None else Workload()
+    hardware = options.hardware if options.hardware is not None else HardwareQuery()
+    hardware.devices()
+    return dataclasses.replace(options, workload=workload, hardware=hardware)
 
 
 def run_scan(
@@ -336,7 +358,7 @@ def run_scan(
     from hubfit import __version__
     from hubfit.hub import HubClient
 
-    options = options or ScanOptions()
+    options = _resolved(options or ScanOptions())
     started = time.monotonic()
     settings = settings_fingerprint(options.workload, options.hardware)
     query_dict = dataclasses.asdict(query)
@@ -504,16 +526,28 @@ def scan_command(
     output: str | Path | None = None,
     html: str | Path | None = None,
     quiet: bool = False,
+    apply: str | None = None,
+    yes: bool = False,
+    direct: bool = False,
+    pause_s: float | None = None,
+    max_writes: int | None = None,
     stdout: IO[str] | None = None,
     stderr: IO[str] | None = None,
 ) -> int:
-    """What ``hubfit scan`` does: scan, then write the outputs; returns the exit code.
+    """What ``hubfit scan`` does: scan, write the outputs, then publish when asked; returns the exit code.
 
     Progress and the closing summary line go to ``stderr``; the table (or ``fmt``) to ``stdout``, or to
     ``output`` with the failed repos listed on ``stdout``. An interrupted scan writes nothing and returns 130.
+    ``apply`` (``"card"`` or ``"comment"``) then runs :func:`hubfit.scan_publish.publish_scan` (a dry run
+    unless ``yes``); a repo whose write failed makes the exit code 9, a run stopped by rate limiting 8.
     """
+    from hubfit.errors import PublishError, RateLimitedError
     from hubfit.scan_format import FORMATS
 
+    if apply is not None and apply not in ("card", "comment"):
+        raise UsageError(f"--apply must be card or comment, not {apply!r}")
+    if (yes or direct) and apply is None:
+        raise UsageError("--yes and --commit go with --apply card|comment")
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     if fmt not in FORMATS:
@@ -529,4 +563,23 @@ def scan_command(
         write_outputs(store, result.scan_id, fmt=fmt, output=output, html=html, stdout=stdout)
         if output is not None:
             write_failures(store, result.scan_id, stdout)
-    return 0
+        if apply is None:
+            return 0
+        from hubfit.scan_publish import DEFAULT_PAUSE_S, publish_scan
+
+        outcomes = publish_scan(
+            store,
+            result.scan_id,
+            apply,
+            options=options,
+            yes=yes,
+            direct=direct,
+            pause_s=DEFAULT_PAUSE_S if pause_s is None else pause_s,
+            max_writes=max_writes,
+            out=stdout,
+            err=stderr,
+        )
+    codes = [o.exit_code or PublishError.exit_code for o in outcomes if o.action == "failed"]
+    if RateLimitedError.exit_code in codes:
+        return RateLimitedError.exit_code
+    return codes[0] if codes else 0

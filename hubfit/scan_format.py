@@ -35,7 +35,7 @@ RowSource = Callable[[], Iterable[ScanRow]]
 
 @dataclass(frozen=True)
 class Fit:
-    """The cheapest GPU set (least total memory, then fewest GPUs) in a report's ``fits`` for a precision."""
+    """The smallest GPU set in a report's ``fits`` for a precision: fewest devices, then least memory each."""
 
     gpu: str
     count: int
@@ -66,20 +66,26 @@ class RowSummary:
 
 
 def smallest_fit(report: dict, precision: str) -> Fit | None:
-    """The GPU set with the least total memory (then fewest GPUs) that holds the model at ``precision``.
+    """The smallest GPU set that holds the model at ``precision``: one device if any holds it (the one with
+    the least memory), else the fewest devices (again the smallest such device).
 
     Reads the report's ``fits`` rows (``{"gpu", "gpu_memory_bytes", "precision", "count", ...}``); rows with
-    no positive ``count`` do not fit. ``None`` when no listed GPU set holds it.
+    no positive ``count`` do not fit, nor do rows whose ``fit_details`` entry (same order) has a verdict other
+    than ``fits`` (a fixed ``--gpus`` count that is too small). ``None`` when no listed GPU set holds it.
     """
     best: Fit | None = None
-    for row in report.get("fits") or ():
+    fits = report.get("fits") or []
+    details = report.get("fit_details") or []
+    for i, row in enumerate(fits):
         if row.get("precision") != precision:
+            continue
+        if len(details) == len(fits) and details[i].get("verdict", "fits") != "fits":
             continue
         count, memory = row.get("count"), row.get("gpu_memory_bytes")
         if not isinstance(count, int) or count <= 0 or not isinstance(memory, int):
             continue
         fit = Fit(gpu=str(row.get("gpu")), count=count, gpu_memory_bytes=memory)
-        if best is None or (count * memory, count) < (best.count * best.gpu_memory_bytes, best.count):
+        if best is None or (count, memory) < (best.count, best.gpu_memory_bytes):
             best = fit
     return best
 

@@ -275,7 +275,7 @@ def _table(rows: RowSource, precisions: list[str], fits: bool) -> Iterator[str]:
         if fits:
             for p in precisions:
                 fit = s.fits.get(p)
-                key = "" if fit is None else fit.count * fit.gpu_memory_bytes
+                key = "" if fit is None else fit.count * 10**15 + fit.gpu_memory_bytes
                 cells.append(f'<td class="l" data-v="{key}">{_e(fit.label) if fit else "-"}</td>')
         error = f"{s.error_type}: {s.error}" if s.error else ""
         cells.append(f'<td class="l err">{_e(error)}</td>')
