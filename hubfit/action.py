@@ -15,8 +15,8 @@ It reads what the runner provides (``GITHUB_EVENT_NAME``, ``GITHUB_EVENT_PATH``,
    A pull request from a fork gets no comment (its token is read-only): the body is left in the output
    directory for the ``workflow_run`` pattern, where a second run with ``report-dir`` posts it after checking
    that the pull request's head is the commit the first run analysed;
-4. on a push to the default branch with ``update-card`` set, it refreshes the model card on ``hub-repo``
-   through ``hubfit card``;
+4. on the default branch (a push, a scheduled or a manual run) with ``update-card`` set, it refreshes the
+   model card on ``hub-repo`` through ``hubfit card``;
 5. it writes the outputs (``json``, ``total-parameters``, ``fits``, ``dir``) and fails the step, last, when
    the model exceeds ``fail-if-exceeds``.
 """
@@ -171,6 +171,7 @@ class RunnerContext:
     server_url: str
     api_url: str
     sha: str
+    ref: str
     run_url: str | None
     summary_path: Path | None
     output_path: Path | None
@@ -203,6 +204,7 @@ class RunnerContext:
             server_url=server,
             api_url=env.get("GITHUB_API_URL", "https://api.github.com").rstrip("/"),
             sha=env.get("GITHUB_SHA", ""),
+            ref=env.get("GITHUB_REF", ""),
             run_url=run_url,
             summary_path=Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None,
             output_path=Path(env["GITHUB_OUTPUT"]) if env.get("GITHUB_OUTPUT") else None,
@@ -226,12 +228,14 @@ class RunnerContext:
         return bool(head and base and head != base)
 
     @property
-    def on_default_branch_push(self) -> bool:
-        """A push to the repository's default branch."""
-        if self.event_name != "push":
+    def on_default_branch(self) -> bool:
+        """A push to the default branch, a scheduled run (always on it) or a manual run on it."""
+        if self.event_name == "schedule":
+            return True
+        if self.event_name not in ("push", "workflow_dispatch"):
             return False
         default = (self.event.get("repository") or {}).get("default_branch")
-        return bool(default) and self.event.get("ref") == f"refs/heads/{default}"
+        return bool(default) and (self.event.get("ref") or self.ref) == f"refs/heads/{default}"
 
 
 # ---- the model: a checkout directory (maybe LFS pointers) or a Hub repo id --------------------------------
@@ -679,17 +683,19 @@ def post_comment(inputs: ActionInputs, ctx: RunnerContext, body: str) -> str | N
 
 
 def update_card(inputs: ActionInputs, ctx: RunnerContext) -> None:
-    """On a push to the default branch, refresh hub-repo's model card through ``hubfit card``.
+    """On the default branch (push, schedule, manual run), refresh hub-repo's model card (``hubfit card``).
 
     The token reaches the command through ``HF_TOKEN`` in its environment, never its command line.
     """
-    if inputs.update_card == "false" or not ctx.on_default_branch_push:
+    if inputs.update_card == "false" or not ctx.on_default_branch:
         return
     if not inputs.hub_repo:
         raise UsageError("update-card needs hub-repo (the Hub repository whose card to refresh)")
     if not inputs.hf_token:
         raise UsageError("update-card needs hf-token (a token with write access to hub-repo)")
     args = [sys.executable, "-m", "hubfit.cli", "card", inputs.hub_repo, "--mode", inputs.update_card]
+    if inputs.revision:
+        args += ["--revision", inputs.revision]
     if inputs.context is not None:
         args += ["--context", str(inputs.context)]
     if inputs.batch is not None:

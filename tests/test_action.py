@@ -709,3 +709,80 @@ def test_write_tree_keeps_pointers(tmp_path: Path, fake_hub) -> None:
     assert count == len(files)
     for name, entry in files.items():
         assert (dest / name).read_bytes() == (entry.lfs_pointer if entry.lfs else entry.prefix)
+
+
+def test_push_to_default_branch_refreshes_the_card(tmp_path: Path, fake_hub, github: FakeGitHub) -> None:
+    from fixtures.hub_writes import readme, writes
+
+    repo_id = "hubfit-action-tests/qwen-card"
+    if repo_id not in fake_hub.repos:
+        fake_hub.add_repo(
+            repo_id, {**_files(fake_hub, QWEN25_05B), "README.md": b"---\nlicense: apache-2.0\n---\n# Qwen\n"}
+        )
+    checkout = Checkout(tmp_path / "repo", f"{github.url}/{REPO}")
+    checkout.commit(_files(fake_hub, QWEN25_05B), "Qwen")
+    inputs = {
+        "model": "model",
+        "hub-repo": repo_id,
+        "hf-token": TOKEN_GRANTED,
+        "update-card": "pr",
+        "gpus": "RTX 4090",
+    }
+
+    # A push to another branch does not touch the card.
+    other = {"ref": "refs/heads/feature", "repository": {"full_name": REPO, "default_branch": "main"}}
+    done, _, _ = run_step(tmp_path, github, checkout, "push", other, inputs)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not [w for w in writes(fake_hub) if w.get("repo_id") == repo_id]
+
+    event = {"ref": "refs/heads/main", "repository": {"full_name": REPO, "default_branch": "main"}}
+    done, _, _ = run_step(tmp_path, github, checkout, "push", event, inputs)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"refreshing the model card of {repo_id} (pr)" in done.stdout
+    commits = [w for w in writes(fake_hub) if w.get("repo_id") == repo_id and w.get("kind") == "pull_request"]
+    assert len(commits) == 1
+    card = readme(fake_hub, repo_id, commits[0]["ref"]).decode()
+    assert card.startswith("---\nlicense: apache-2.0\n---\n# Qwen\n")  # the rest of the card is kept
+    assert "<!-- hubfit:start -->" in card and f"{QWEN_PARAMS:,}" in card
+    assert readme(fake_hub, repo_id) == b"---\nlicense: apache-2.0\n---\n# Qwen\n"  # a pull request, not main
+    assert TOKEN_GRANTED not in done.stdout + done.stderr
+
+
+def test_update_card_needs_hub_repo(tmp_path: Path, fake_hub, github: FakeGitHub) -> None:
+    checkout = Checkout(tmp_path / "repo", f"{github.url}/{REPO}")
+    checkout.commit(_files(fake_hub, QWEN25_05B), "Qwen")
+    event = {"ref": "refs/heads/main", "repository": {"full_name": REPO, "default_branch": "main"}}
+    done, _, _ = run_step(
+        tmp_path, github, checkout, "push", event, {"model": "model", "update-card": "commit"}
+    )
+    assert done.returncode == 2 and "update-card needs hub-repo" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "event_name, event, ref, expected",
+    [
+        (
+            "push",
+            {"ref": "refs/heads/main", "repository": {"default_branch": "main"}},
+            "refs/heads/main",
+            True,
+        ),
+        (
+            "push",
+            {"ref": "refs/heads/dev", "repository": {"default_branch": "main"}},
+            "refs/heads/dev",
+            False,
+        ),
+        ("schedule", {"schedule": "17 4 * * 1"}, "refs/heads/main", True),
+        ("workflow_dispatch", {"ref": "refs/heads/main", "repository": {"default_branch": "main"}}, "", True),
+        ("workflow_dispatch", {"ref": "refs/heads/x", "repository": {"default_branch": "main"}}, "", False),
+        ("pull_request", pull_request_event("a" * 40, "b" * 40), "refs/pull/2/merge", False),
+    ],
+)
+def test_on_default_branch(tmp_path: Path, event_name: str, event: dict, ref: str, expected: bool) -> None:
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event))
+    ctx = action.RunnerContext.from_env(
+        {"GITHUB_EVENT_NAME": event_name, "GITHUB_EVENT_PATH": str(path), "GITHUB_REF": ref}
+    )
+    assert ctx.on_default_branch is expected
