@@ -170,13 +170,13 @@ def comment_cmd(repo: str, discussion: int | None, github_pr: str | None, dry_ru
         gh_repo, number = parse_pr_ref(github_pr)
         gh = GitHubClient() if not dry_run else None
         body = render_comment(_build_report(repo, opts, client), marker=DEFAULT_MARKER)
-        click.echo(
-            f"{gh_repo}#{number}: posting or updating hubfit's comment ({len(body):,} characters)", err=True
-        )
+        verb = "would post or update" if dry_run else "posting or updating"
+        click.echo(f"{gh_repo}#{number}: {verb} hubfit's sticky comment ({len(body):,} characters)", err=True)
         if dry_run:
             click.echo(body)
             return
         result = gh.upsert_sticky_comment(gh_repo, number, body, DEFAULT_MARKER)
+        click.echo(f"{gh_repo}#{number}: comment {result.action}", err=True)
         click.echo(result.url)
         return
 

@@ -116,7 +116,7 @@ class GitHubClient:
         token = token if token is not None else os.environ.get("GITHUB_TOKEN")
         if not token:
             raise UsageError(
-                "no GitHub token: set GITHUB_TOKEN (or pass --token) to comment on a pull request"
+                "no GitHub token: set GITHUB_TOKEN (a token with pull-requests: write) to comment on a pull request"
             )
         api_url = (api_url or os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
         if not api_url.startswith(("https://", "http://")):
