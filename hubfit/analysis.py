@@ -22,6 +22,7 @@ def analyze(
     progress: Progress | None = None,
     client: Any = None,
     workload: Any = None,
+    hardware: Any = None,
 ) -> Report:
     """Analyse a model from its metadata only.
 
@@ -33,6 +34,8 @@ def analyze(
         progress: called with ``(done, total)`` while shard headers are read.
         client: a :class:`hubfit.hub.HubClient` to reuse (its counters accumulate).
         workload: a :class:`hubfit.memory.Workload`; when given, ``Report.memory`` holds the memory estimate.
+        hardware: a :class:`hubfit.fit.HardwareQuery`; when given, ``Report.fit`` holds the GPU fit (sized for
+            ``workload``, default ``Workload()``).
 
     Raises:
         hubfit.errors.HubfitError: every failure, with a one-line message.
@@ -43,6 +46,10 @@ def analyze(
         from .memory import estimate
 
         report.memory = estimate(report, workload)
+    if hardware is not None:
+        from .fit import evaluate
+
+        report.fit = evaluate(report, workload, hardware)
     return report
 
 

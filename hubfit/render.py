@@ -46,8 +46,11 @@ def _component_rows(report: Report) -> list[Component]:
     return report.components if len(report.components) > 1 else []
 
 
-def to_text(report: Report) -> str:
-    """A readable terminal summary (sizes in GB = 10^9 bytes, with GiB = 2^30 bytes beside)."""
+def to_text(report: Report, *, color: bool = False) -> str:
+    """A readable terminal summary (sizes in GB = 10^9 bytes, with GiB = 2^30 bytes beside).
+
+    ``color``: ANSI colours in the GPU fit table (the CLI passes true only on a terminal without ``NO_COLOR``).
+    """
     p, w = report.parameters, report.weights
     lines = [_title(report), ""]
     params = f"{p.total:,} ({human_count(p.total)})"
@@ -76,6 +79,10 @@ def to_text(report: Report) -> str:
             )
     if report.memory is not None:
         lines += ["", *_memory_text(report.memory)]
+    if report.fit is not None:
+        from .fit import render_text
+
+        lines += ["", *render_text(report.fit, color=color).splitlines()]
     return "\n".join(lines) + "\n"
 
 
@@ -167,7 +174,11 @@ def to_markdown(report: Report) -> str:
         out += [
             "| " + " | ".join(markdown_escape(c) for c in row) + " |" for row in _memory_rows(report.memory)
         ]
-        out += [""] + [f"- {markdown_escape(note)}" for note in _memory_notes(report.memory)]
+        out += [""] + [f"- {note}" for note in _memory_notes(report.memory)]  # hubfit's own text
+    if report.fit is not None:
+        from .fit import render_markdown
+
+        out += ["", render_markdown(report.fit).rstrip("\n")]
     out.append("")
     out.append("Sizes: GB = 10^9 bytes, GiB = 2^30 bytes.")
     return "\n".join(out) + "\n"
