@@ -54,6 +54,17 @@ def test_section_figures_come_from_the_report(hub):
     assert "GB = 10^9 bytes, GiB = 2^30 bytes" in section
 
 
+def test_section_for_a_quantized_moe_model(hub):
+    report = hubfit.analyze("openai/gpt-oss-20b")
+    section = render_section(report)
+    # fixtures/README.md: 20,914,757,184 logical parameters (U8 MXFP4 blocks x 2), 13,761,264,768 bytes stored.
+    assert "| Parameters | 20,914,757,184 (20.91B) |" in section
+    assert f"| Active parameters per token | {report.parameters.active:,} (" in section
+    assert report.parameters.active < report.parameters.total  # 4 of 32 experts per token
+    assert "| Checkpoint weights | 13.76 GB (12.82 GiB) in 3 files: `U8` " in section
+    assert "| Quantization | `mxfp4`, 4.25-bit |" in section
+
+
 def test_pr_readme_is_the_original_plus_the_section_byte_for_byte(hub):
     repo_id = new_repo(hub)
     main_before = hub.repos[repo_id].refs["refs/heads/main"]

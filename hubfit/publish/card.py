@@ -74,8 +74,10 @@ def render_section(report: Any) -> str:
         detail = [cell(q.method)]
         if q.bits:
             detail.append(f"{q.bits:g}-bit")
-        if q.group_size:
+        if q.group_size and q.group_size > 0:
             detail.append(f"group size {q.group_size}")
+        elif q.group_size == -1:
+            detail.append("per-channel scales (group size -1)")
         lines.append(f"| Quantization | {', '.join(detail)} |")
     if report.adapter:
         base = report.adapter.get("base_model")
