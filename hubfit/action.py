@@ -500,7 +500,7 @@ def _change(before: int | None, after: int | None, fmt: Any) -> str:
     text = sign + fmt(abs(delta))
     if before:
         share = abs(delta) / before
-        text += f" ({sign}{share:.1%})" if share >= 0.001 else f" ({sign}<0.1%)"
+        text += f" ({sign}{share:.1%})" if share >= 0.001 else " (<0.1%)"
     return text
 
 
@@ -546,7 +546,6 @@ def render_comment(
     the differences between the two reports. ``compact`` leaves out the full report (for long comments).
     """
     from . import __version__
-    from .fit import render_markdown as fit_markdown
     from .publish.markdown import code
     from .render import to_markdown
     from .units import gb, gib, human_bytes
@@ -588,8 +587,6 @@ def render_comment(
             f"{'✅' if target.fits else '❌'} `fail-if-exceeds` {code(str(target.target))}: the model {verdict} "
             f"({gib(target.per_gpu_bytes)} per GPU, {gib(target.usable_bytes)} usable on {target.gpu_name}).",
         ]
-    if report.fit is not None and not compact:
-        out += ["", fit_markdown(report.fit).rstrip("\n")]
     if not compact:
         out += [
             "",

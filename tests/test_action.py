@@ -786,3 +786,35 @@ def test_on_default_branch(tmp_path: Path, event_name: str, event: dict, ref: st
         {"GITHUB_EVENT_NAME": event_name, "GITHUB_EVENT_PATH": str(path), "GITHUB_REF": ref}
     )
     assert ctx.on_default_branch is expected
+
+
+def test_docs_examples_are_valid_workflows() -> None:
+    """The README examples (docs/action.md) parse, pin third-party actions, keep secrets in inputs."""
+    text = (ROOT / "docs" / "action.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert len(blocks) == 4  # PR comment, card refresh, fork report + fork comment
+    inputs = set(action_yml()["inputs"])
+    for block in blocks:
+        workflow = yaml.safe_load(block)
+        triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` key as True
+        assert triggers and workflow["jobs"]
+        permissions = workflow["permissions"]
+        assert set(permissions.values()) <= {"read", "write"}
+        for job in workflow["jobs"].values():
+            hubfit_steps = [s for s in job["steps"] if str(s.get("uses", "")).startswith("OWNER/hubfit@")]
+            assert len(hubfit_steps) == 1
+            step = hubfit_steps[0]
+            assert set(step.get("with", {})) <= inputs
+            comments = step.get("with", {}).get("comment", "true") != "false" and "pull_request" in triggers
+            posts = comments or "report-dir" in step.get("with", {})
+            # Write access only where a comment is posted; a fork's report run gets read-only permissions.
+            assert (permissions.get("pull-requests") == "write") is posts
+            for other in job["steps"]:
+                uses = str(other.get("uses", ""))
+                if uses and not uses.startswith("OWNER/hubfit@"):
+                    assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", uses), uses
+                assert "run" not in other  # no shell lines that could carry a secret
+        # Secrets appear only as inputs of the hubfit step.
+        for line in block.splitlines():
+            if "secrets." in line:
+                assert re.fullmatch(r"\s+hf-token: \$\{\{ secrets\.HF_TOKEN \}\}( #.*)?", line), line
