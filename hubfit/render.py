@@ -28,7 +28,9 @@ def _quant_line(report: Report) -> str | None:
     parts = [q.method]
     if q.bits:
         parts.append(f"{q.bits:g}-bit")
-    if q.group_size:
+    if q.group_size == -1:
+        parts.append("one group per output channel")  # GPTQ's group_size -1
+    elif q.group_size:
         parts.append(f"group size {q.group_size}")
     return ", ".join(parts)
 
