@@ -88,6 +88,28 @@ def _progress(enabled: bool):
 @click.option(
     "--overhead", type=float, help="Seed formula: overhead = this fraction of the weights, no KV cache."
 )
+@click.option(
+    "--gpu",
+    "gpus",
+    multiple=True,
+    metavar="NAME",
+    help="A GPU to fit on, matched forgivingly ('4090', 'h100 sxm'); repeatable (default: a curated set "
+    "across consumer, workstation, data-centre and Apple). See `hubfit gpus`.",
+)
+@click.option(
+    "--gpus", "gpu_count", type=int, help="A fixed number of devices (default: the fewest that fit)."
+)
+@click.option(
+    "--gpu-memory",
+    metavar="SIZE",
+    help="Memory per device: 24GiB, 24GB, 24576MiB or 24 (GiB). Alone: a card the catalog does not list; "
+    "with --gpu: overrides its memory.",
+)
+@click.option(
+    "--apple-gpu-share",
+    type=float,
+    help="Share of unified memory the GPU may use on Apple silicon (default 0.75, macOS's default).",
+)
 def analyze_cmd(
     model: str,
     revision: str | None,
@@ -101,25 +123,64 @@ def analyze_cmd(
     precisions: tuple[str, ...],
     bpws: tuple[float, ...],
     overhead: float | None,
+    gpus: tuple[str, ...],
+    gpu_count: int | None,
+    gpu_memory: str | None,
+    apple_gpu_share: float | None,
 ) -> None:
-    """Count parameters and weight bytes of MODEL (a Hub repo id or a local directory), and the memory to run it."""
+    """Count parameters and weight bytes of MODEL (a Hub repo id or a local directory), the memory to run it
+    and the GPUs that hold it."""
     from .analysis import analyze
+    from .fit import HardwareQuery
+    from .hardware import parse_size
     from .memory import Workload
     from .render import to_markdown, to_text
 
     if as_json and as_markdown:
         raise click.UsageError("--json and --markdown are exclusive")
     workload = Workload(context, batch, kv_dtype, precisions, bpws, overhead)
+    memory_bytes = parse_size(gpu_memory) if gpu_memory is not None else None
+    hardware = HardwareQuery(gpus, gpu_count, memory_bytes, apple_gpu_share)
+    hardware.devices()  # an unknown GPU name fails before any Hub request
     show_progress = not quiet and sys.stderr.isatty()
     report = analyze(
-        model, revision=revision, token=token, progress=_progress(show_progress), workload=workload
+        model,
+        revision=revision,
+        token=token,
+        progress=_progress(show_progress),
+        workload=workload,
+        hardware=hardware,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     elif as_markdown:
         click.echo(to_markdown(report), nl=False)
     else:
-        click.echo(to_text(report), nl=False)
+        click.echo(to_text(report, color=_use_colour()), nl=False)
+
+
+def _use_colour() -> bool:
+    """ANSI colour only on a terminal, never with NO_COLOR set (https://no-color.org) or TERM=dumb."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return sys.stdout.isatty()
+
+
+@cli.command("gpus", context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the catalog as JSON (every figure with its source)."
+)
+@click.option("--apple-gpu-share", type=float, help="Share of unified memory the GPU may use (default 0.75).")
+def gpus_cmd(as_json: bool, apple_gpu_share: float | None) -> None:
+    """List the GPU catalog: memory as the device reports it, bandwidth, FP16 TFLOPS, FP8/FP4, sources."""
+    from .fit import HardwareQuery
+    from .hardware import catalog, catalog_text
+
+    share = HardwareQuery(apple_gpu_share=apple_gpu_share).share
+    if as_json:
+        click.echo(json.dumps([gpu.to_dict(share) for gpu in catalog()], indent=2))
+    else:
+        click.echo(catalog_text(catalog(), share), nl=False)
 
 
 @cli.command("scan", context_settings=CONTEXT_SETTINGS)

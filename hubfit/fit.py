@@ -292,11 +292,12 @@ class FitReport:
     Attributes:
         fits: one :class:`Fit` per GPU and precision, GPUs in query order.
         best_bpw: one :class:`BestBpw` per GPU.
-        context: tokens per sequence the fits were sized for (0: weights only, the seed formula).
+        context: tokens per sequence the fits were sized for (0: no KV cache, e.g. the seed formula).
         batch: sequences.
         kv_dtype: KV-cache element type.
         fixed_count: the ``--gpus`` count, or ``None`` when the fewest devices were searched.
         apple_gpu_share: the unified-memory share used for Apple silicon.
+        seed_overhead: the ``--overhead`` fraction when the seed formula sized the fits (weights x (1 + F)).
     """
 
     fits: list[Fit]
@@ -306,6 +307,7 @@ class FitReport:
     kv_dtype: str
     fixed_count: int | None
     apple_gpu_share: float
+    seed_overhead: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """``fits`` and ``best_bpw`` as the issue specifies, plus ``fit_details`` (layouts and views)."""
@@ -674,7 +676,9 @@ def evaluate(
         return cache[prec.name]
 
     best = [_best_bpw(gpu, model_for, bpw_context, hardware) for gpu in devices]
-    return FitReport(fits, best, context, workload.batch, kv_dtype, hardware.count, hardware.share)
+    return FitReport(
+        fits, best, context, workload.batch, kv_dtype, hardware.count, hardware.share, workload.overhead
+    )
 
 
 # ---- rendering (the report's figures, never recomputed) ---------------------------------------------------
@@ -709,6 +713,14 @@ def _colour_of(fit: Fit) -> str:
     return "green" if fit.count == 1 else "yellow"
 
 
+def _sized_for(fit: FitReport) -> str:
+    if fit.seed_overhead is not None:
+        return f"seed formula: weights x {1 + fit.seed_overhead:g}, no KV cache"
+    if not fit.context:
+        return "weights and overhead, no KV cache"
+    return f"{fit.context:,} tokens x batch {fit.batch}, KV {fit.kv_dtype}"
+
+
 def render_text(fit: FitReport, *, color: bool = False) -> str:
     """The terminal view: one line per GPU (grouped by class) with the device count per precision.
 
@@ -725,7 +737,7 @@ def render_text(fit: FitReport, *, color: bool = False) -> str:
     width = max(len(n) for n in names) + 2
     cells = {key: _count_cell(row) for key, row in rows.items()}
     col = max([len(p) for p in precisions] + [len(c) for c in cells.values()]) + 2
-    where = "weights only" if not fit.context else f"{fit.context:,} tokens x {fit.batch}, KV {fit.kv_dtype}"
+    where = _sized_for(fit)
     plural = "s" if fit.fixed_count != 1 else ""
     mode = f"{fit.fixed_count} device{plural} each" if fit.fixed_count else "fewest devices that fit"
     lines = [f"GPU fit ({where}; {mode}; memory per device in GiB)"]
@@ -764,9 +776,7 @@ def render_markdown(fit: FitReport) -> str:
     precisions = list(dict.fromkeys(row.precision for row in fit.fits))
     gpus = list(dict.fromkeys(row.gpu for row in fit.fits))
     rows = {(row.gpu, row.precision): row for row in fit.fits}
-    where = (
-        "weights only" if not fit.context else f"{fit.context:,} tokens, batch {fit.batch}, KV {fit.kv_dtype}"
-    )
+    where = _sized_for(fit)
     out = [
         f"**GPU fit** ({where}): devices needed per precision; `ngl k/L` = llama.cpp offloads k of L layers.",
         "",

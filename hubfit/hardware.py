@@ -27,6 +27,7 @@ __all__ = [
     "GPU_CLASSES",
     "apple_gpu_share",
     "catalog",
+    "catalog_text",
     "custom_gpu",
     "default_gpus",
     "find_gpu",
@@ -189,6 +190,60 @@ def custom_gpu(memory_bytes: int) -> GPU:
         fp16_tflops=None,
         source=MappingProxyType({"memory": "--gpu-memory"}),
     )
+
+
+def catalog_text(gpus: tuple[GPU, ...], gpu_share: float | None = None) -> str:
+    """The catalog as a terminal table (``hubfit gpus``), grouped by class; ``*`` marks the default set.
+
+    Memory is shown in GiB (2^30 bytes) as the device reports it; for Apple silicon the GPU's share of the
+    unified memory, with the RAM size beside it.
+    """
+    share = apple_gpu_share() if gpu_share is None else gpu_share
+    header = ("", "id", "name", "memory GiB", "basis", "GB/s", "FP16 TFLOPS", "BF16", "FP8", "FP4")
+    rows: list[tuple[str, ...]] = []
+    titles = {
+        "consumer": "consumer",
+        "workstation": "workstation",
+        "datacenter": "data centre",
+        "apple": "Apple",
+    }
+    for gpu_class in GPU_CLASSES:
+        members = [gpu for gpu in gpus if gpu.gpu_class == gpu_class]
+        if not members:
+            continue
+        rows.append((f"{titles[gpu_class]}:",) + ("",) * (len(header) - 1))
+        for gpu in members:
+            memory = f"{gpu.usable_bytes(share) / 2**30:.2f}"
+            if gpu.unified_memory:
+                memory += f" of {gpu.memory_bytes / 2**30:.0f}"
+            rows.append(
+                (
+                    "*" if gpu.default else "",
+                    gpu.id,
+                    gpu.name,
+                    memory,
+                    gpu.memory_basis,
+                    f"{gpu.bandwidth_bytes_per_s / 1e9:g}" if gpu.bandwidth_bytes_per_s else "?",
+                    f"{gpu.fp16_tflops:g}" if gpu.fp16_tflops else "?",
+                    *("yes" if flag else "no" for flag in (gpu.bf16, gpu.fp8, gpu.fp4)),
+                )
+            )
+    table = [header, *(row for row in rows if not row[0].endswith(":"))]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = []
+    for row in [header, *rows]:
+        if row[0].endswith(":"):
+            lines.append(row[0])
+            continue
+        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2].ljust(widths[2])]
+        cells += [cell.rjust(width) for cell, width in zip(row[3:], widths[3:], strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    lines.append(
+        f"* default set. memory: as the driver reports it (basis: driver = a reported total, estimate = from the "
+        f"marketed size); Apple: the GPU's {share:.0%} share of unified memory (--apple-gpu-share)."
+    )
+    lines.append("Sources for every figure: hubfit gpus --json")
+    return "\n".join(lines) + "\n"
 
 
 # ---- forgiving names ----------------------------------------------------------------------------------

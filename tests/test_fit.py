@@ -10,7 +10,11 @@ path independent of fit.py's own stage arithmetic.
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -343,3 +347,72 @@ def test_render_text_one_line_per_gpu_colour_only_when_asked(llama70):
     assert "\x1b[32m" in coloured and "\x1b[0m" in coloured
     md = render_markdown(fit)
     assert "| H100 SXM 80GB |" in md and "\x1b[" not in md
+
+
+# ---- the command line ------------------------------------------------------------------------------------
+def _hubfit(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "hubfit"), *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_gpus_lists_the_catalog():
+    rows = json.loads(_hubfit("gpus", "--json").stdout)
+    assert len(rows) >= 30 and all(set(row["source"]) >= {"memory", "bandwidth", "tflops"} for row in rows)
+    apple = next(row for row in rows if row["id"] == "m4-max-128gb")
+    assert apple["usable_bytes"] == apple["memory_bytes"] * 3 // 4
+    text = _hubfit("gpus", "--apple-gpu-share", "0.5").stdout
+    assert "RTX 4090" in text and "64.00 of 128" in text and "\x1b[" not in text
+
+
+def test_cli_fit_flags(hub):
+    result = _hubfit(
+        "meta-llama/Llama-2-70b-hf",
+        "--token",
+        TOKEN,
+        "--gpu",
+        "rtx4090",
+        "--gpus",
+        "1",
+        "--context",
+        "2048",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [row["gpu"] for row in data["fits"]] == ["RTX 4090"] * len(data["estimates"])
+    assert all(row["count"] == 1 for row in data["fits"])
+    (best,) = data["best_bpw"]
+    assert best["context"] == 2048 and 2.55 <= best["bpw"] <= 2.75
+    text = _hubfit(
+        "meta-llama/Llama-2-70b-hf", "--token", TOKEN, "--gpu-memory", "80GiB", "--precision", "int4"
+    )
+    assert "custom 80 GiB" in text.stdout and "GPU fit" in text.stdout
+
+
+def test_cli_unknown_gpu_fails_before_any_hub_request(hub):
+    result = _hubfit("meta-llama/Llama-2-70b-hf", "--token", TOKEN, "--gpu", "rtx 4900")
+    assert result.returncode == 2
+    assert result.stderr.startswith("hubfit: error: unknown GPU 'rtx 4900'; did you mean RTX 4090")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not hub.log
+    bad = _hubfit("meta-llama/Llama-2-70b-hf", "--gpu-memory", "lots")
+    assert bad.returncode == 2 and "invalid size 'lots'" in bad.stderr
+
+
+def test_colour_only_on_a_terminal_without_no_color(monkeypatch):
+    from hubfit import cli
+
+    class Tty:
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("TERM", raising=False)
+    monkeypatch.setattr(sys, "stdout", Tty())
+    assert cli._use_colour() is True
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert cli._use_colour() is False
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setenv("TERM", "dumb")
+    assert cli._use_colour() is False
