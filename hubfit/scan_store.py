@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ CREATE TABLE IF NOT EXISTS results (
     sha TEXT NOT NULL,
     settings TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
-    report TEXT,
+    report BLOB,
     error_type TEXT,
     error TEXT,
     exit_code INTEGER,
@@ -315,10 +316,9 @@ class ScanStore:
     def record_ok(
         self, scan_id: int, repo: ListedRepo, settings: str, report: dict, version: str, seconds: float = 0.0
     ) -> None:
-        """Store a successful analysis (``Report.to_dict()``) and commit it."""
-        self._record(
-            scan_id, repo, settings, "ok", json.dumps(report, separators=(",", ":")), None, version, seconds
-        )
+        """Store a successful analysis (``Report.to_dict()``, as zlib-compressed JSON) and commit it."""
+        blob = zlib.compress(json.dumps(report, separators=(",", ":")).encode(), 6)
+        self._record(scan_id, repo, settings, "ok", blob, None, version, seconds)
 
     def record_error(
         self,
@@ -345,7 +345,7 @@ class ScanStore:
         repo: ListedRepo,
         settings: str,
         status: str,
-        report: str | None,
+        report: bytes | None,
         failure: tuple[dict, bool] | None,
         version: str,
         seconds: float,
@@ -405,7 +405,7 @@ class ScanStore:
                 private=bool(private),
                 last_modified=modified,
                 status=status or "pending",
-                report=None if report is None else json.loads(report),
+                report=None if report is None else json.loads(zlib.decompress(report)),
                 error=None if status != "error" else {"type": etype, "message": error, "exit_code": code},
             )
 
