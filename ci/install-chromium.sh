@@ -2,9 +2,11 @@
 # Install Debian's chromium for the headless-browser test of `hubfit scan --html` (tests/test_scan_html.py),
 # unless a chromium is already on PATH. Needs root (apt-get); a no-op when chromium is present.
 set -eu
-if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
-    exit 0
-fi
+for browser in chromium chromium-browser google-chrome google-chrome-stable; do
+    if command -v "$browser" >/dev/null 2>&1; then
+        exit 0  # tests/test_scan_html.py uses the first of these it finds
+    fi
+done
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "install-chromium: no chromium and no apt-get; tests/test_scan_html.py will be skipped" >&2
     exit 0

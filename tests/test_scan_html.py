@@ -21,7 +21,15 @@ from hubfit.scan import ScanQuery, run_scan, write_outputs
 from hubfit.scan_html import PageInfo, write_html
 from hubfit.scan_store import ListedRepo, ScanStore
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Debian's chromium (ci/install-chromium.sh); GitHub's Ubuntu runners ship Google Chrome instead.
+CHROMIUM = next(
+    (
+        p
+        for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"))
+        if p
+    ),
+    None,
+)
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium not installed (ci/install-chromium.sh)"
 )
