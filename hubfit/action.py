@@ -546,7 +546,7 @@ def render_comment(
     the differences between the two reports. ``compact`` leaves out the full report (for long comments).
     """
     from . import __version__
-    from .publish.markdown import code
+    from .markdown import code
     from .render import to_markdown
     from .units import gb, gib, human_bytes
 

@@ -5,20 +5,11 @@ Renderers format what the report holds; they never compute a figure of their own
 
 from __future__ import annotations
 
-import html
-
+from .markdown import cell, code
 from .report import Component, Report
 from .units import GB, GIB, human_bytes, human_count
 
-__all__ = ["markdown_escape", "to_markdown", "to_text"]
-
-
-def markdown_escape(text: object) -> str:
-    """Escape a string that comes from a repository so it renders as plain text in Markdown and HTML."""
-    escaped = html.escape(str(text), quote=True)
-    for char in "\\`*_{}[]()#+!|~>":
-        escaped = escaped.replace(char, "\\" + char)
-    return " ".join(escaped.split())
+__all__ = ["to_markdown", "to_text"]
 
 
 def _quant_line(report: Report) -> str | None:
@@ -151,10 +142,8 @@ def _memory_text(memory) -> list[str]:
 def to_markdown(report: Report) -> str:
     """A Markdown summary; strings from the repository are escaped."""
     p, w = report.parameters, report.weights
-    out = [f"### {markdown_escape(report.repo_id)}", ""]
-    out.append(
-        f"Revision `{markdown_escape(report.revision)}`" + (f" (commit `{report.sha}`)" if report.sha else "")
-    )
+    out = [f"### {code(report.repo_id)}", ""]
+    out.append(f"Revision {code(report.revision)}" + (f" (commit `{report.sha}`)" if report.sha else ""))
     out += ["", "| | |", "|---|---|"]
     out.append(f"| Parameters | {p.total:,} ({human_count(p.total)}) |")
     if p.active != p.total:
@@ -163,19 +152,17 @@ def to_markdown(report: Report) -> str:
     out.append(f"| Weights | {human_bytes(w.bytes)} in {w.files} file{'s' if w.files != 1 else ''} |")
     quant = _quant_line(report)
     if quant:
-        out.append(f"| Quantization | {markdown_escape(quant)} |")
+        out.append(f"| Quantization | {cell(quant)} |")
     comps = _component_rows(report)
     if comps:
         out += ["", "| Component | Parameters | Weights |", "|---|---:|---:|"]
         for c in comps:
             out.append(
-                f"| {markdown_escape(c.name or '(root)')} | {c.parameters.total:,} | {human_bytes(c.weights.bytes)} |"
+                f"| {cell(c.name or '(root)')} | {c.parameters.total:,} | {human_bytes(c.weights.bytes)} |"
             )
     if report.memory is not None:
         out += ["", "| " + " | ".join(_MEMORY_HEADER) + " |", "|---|" + "---:|" * (len(_MEMORY_HEADER) - 1)]
-        out += [
-            "| " + " | ".join(markdown_escape(c) for c in row) + " |" for row in _memory_rows(report.memory)
-        ]
+        out += ["| " + " | ".join(row) + " |" for row in _memory_rows(report.memory)]
         out += [""] + [f"- {note}" for note in _memory_notes(report.memory)]  # hubfit's own text
     if report.fit is not None:
         from .fit import render_markdown

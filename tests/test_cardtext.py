@@ -15,7 +15,7 @@ from hubfit.publish.cardtext import (
     current_section,
     find_section,
 )
-from hubfit.publish.markdown import cell, code
+from hubfit.markdown import cell, code
 
 # Front matter written the way people write it by hand: every construct below is one that huggingface_hub's
 # ModelCard round trip rewrites (research/ecosystem.md §1.6: comments dropped, flow list -> block list,

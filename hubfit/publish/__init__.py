@@ -6,5 +6,5 @@ Modules (import the one you need; nothing heavy is imported here):
 * :mod:`hubfit.publish.card` - rendering the section from a Report and writing it to the Hub (PR or commit)
 * :mod:`hubfit.publish.discussions` - the sticky Hub discussion comment
 * :mod:`hubfit.publish.github` - ``GitHubClient(token, api_url).upsert_sticky_comment(...)``
-* :mod:`hubfit.publish.markdown` - escaping of repository-supplied strings
+* :mod:`hubfit.markdown` - escaping of repository-supplied strings (shared with the renderers)
 """
