@@ -148,7 +148,7 @@ class HubClient:
         return get_token() is not None
 
     # ---- retries and errors ---------------------------------------------------------------------------
-    def _call(self, what: str, fn: Callable[[], T], *, repo_id: str, revision: str | None = None) -> T:
+    def call(self, what: str, fn: Callable[[], T], *, repo_id: str, revision: str | None = None) -> T:
         """Run ``fn`` with bounded retries, translating huggingface_hub errors into hubfit errors."""
         from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
         from huggingface_hub.utils import httpx
@@ -166,7 +166,7 @@ class HubClient:
             except HfHubHTTPError as exc:
                 status = _status(exc)
                 if status not in _RETRY_STATUS:
-                    raise self._translate(exc, repo_id=repo_id, revision=revision, what=what) from None
+                    raise self.translate(exc, repo_id=repo_id, revision=revision, what=what) from None
                 last = exc
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 last = exc
@@ -176,7 +176,7 @@ class HubClient:
 
                 if isinstance(exc, LocalEntryNotFoundError) and cause is not None:
                     if isinstance(cause, HfHubHTTPError) and _status(cause) not in _RETRY_STATUS:
-                        raise self._translate(cause, repo_id=repo_id, revision=revision, what=what) from None
+                        raise self.translate(cause, repo_id=repo_id, revision=revision, what=what) from None
                     last = cause
                 else:
                     raise
@@ -195,7 +195,7 @@ class HubClient:
         detail = f"HTTP {_status(last)}" if _status(last) else type(last).__name__
         raise NetworkError(f"cannot {what}: {detail} after {RETRY_ATTEMPTS} attempts ({self.endpoint})")
 
-    def _translate(self, exc: BaseException, *, repo_id: str, revision: str | None, what: str) -> HubfitError:
+    def translate(self, exc: BaseException, *, repo_id: str, revision: str | None, what: str) -> HubfitError:
         from huggingface_hub.errors import (
             EntryNotFoundError,
             RepositoryNotFoundError,
@@ -238,7 +238,7 @@ class HubClient:
                 repo_id, revision=revision, files_metadata=True, timeout=HTTP_TIMEOUT_S
             )
 
-        info = self._call(f"read {repo_id}", call, repo_id=repo_id, revision=revision)
+        info = self.call(f"read {repo_id}", call, repo_id=repo_id, revision=revision)
         files = tuple(RepoFile(s.rfilename, s.size) for s in (info.siblings or []))
         return RepoSnapshot(
             repo_id=repo_id,
@@ -267,7 +267,7 @@ class HubClient:
                 etag_timeout=HTTP_TIMEOUT_S,
             )
 
-        local = self._call(f"download {path} from {repo_id}", call, repo_id=repo_id, revision=sha)
+        local = self.call(f"download {path} from {repo_id}", call, repo_id=repo_id, revision=sha)
         with open(local, "rb") as fh:
             data = fh.read(MAX_JSON_BYTES + 1)
         if len(data) > MAX_JSON_BYTES:
@@ -308,7 +308,7 @@ class HubClient:
                 self.stats.add(received=received)
                 return b"".join(chunks)[skip:want]
 
-        return self._call(f"read {path} from {repo_id}", call, repo_id=repo_id, revision=sha)
+        return self.call(f"read {path} from {repo_id}", call, repo_id=repo_id, revision=sha)
 
     def read_header(
         self, repo_id: str, path: str, sha: str, *, first_read: int, file_size: int | None = None
@@ -341,7 +341,7 @@ class HubClient:
             )
 
         try:
-            meta = self._call(f"read the shard headers of {repo_id}", call, repo_id=repo_id)
+            meta = self.call(f"read the shard headers of {repo_id}", call, repo_id=repo_id)
         except (RepoNotFoundError, NetworkError):
             return None
         except HfHubHTTPError:

@@ -499,7 +499,7 @@ def hub_header_reader(
                         repo_id, revision=revision, files_metadata=True, timeout=HTTP_TIMEOUT_S
                     )
 
-                info = hub._call(f"list the files of {repo_id}", call, repo_id=repo_id, revision=revision)
+                info = hub.call(f"list the files of {repo_id}", call, repo_id=repo_id, revision=revision)
                 by_oid: dict[str, list[tuple[str, int]]] = {}
                 for sibling in info.siblings or []:
                     lfs = getattr(sibling, "lfs", None)

@@ -136,7 +136,7 @@ class Publisher:
                     raise disabled from None
                 raise
 
-        return self.client._call(what, guarded, repo_id=repo_id, revision=revision)
+        return self.client.call(what, guarded, repo_id=repo_id, revision=revision)
 
     def write(
         self,
@@ -220,7 +220,7 @@ class Publisher:
                 f"nothing was written{conflict_hint}. Run the command again to build on the new state"
             )
         if isinstance(exc, RepositoryNotFoundError | RevisionNotFoundError):
-            return self.client._translate(exc, repo_id=repo_id, revision=None, what=what)
+            return self.client.translate(exc, repo_id=repo_id, revision=None, what=what)
         if status == 401:
             return PublishError(
                 f"the Hub rejected the token when trying to {what} (401); pass a valid --token"
