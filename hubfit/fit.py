@@ -196,7 +196,8 @@ class Fit:
         usable_bytes: memory one device offers (Apple: the GPU's share).
         per_gpu_bytes: the busiest device's total = weights + KV cache + overhead (below).
         max_context: the longest context that fits the layout (0 when the weights alone do not fit).
-        decode_tokens_per_s: upper bound on generated tokens per second (``None`` when unknown or no fit).
+        decode_tokens_per_s: upper bound on generated tokens per second (``None`` when it does not fit, the
+            bandwidth is unknown, or the model does not decode: encoder-only).
         kv_replicated_bytes: extra KV memory over all devices because TP exceeds the KV heads.
         offload: the llama.cpp view when the model does not fit (not on Apple silicon).
         unified: the unified-memory view (Apple silicon only).
@@ -536,8 +537,8 @@ def _decode_tokens_per_s(gpu: GPU, model: _Model, layout: Layout, context: int) 
     Stages run one after another for a token, so the time per step is (active weights / TP + KV of one rank)
     / bandwidth; a batch of ``B`` sequences makes ``B`` tokens per step.
     """
-    if not gpu.bandwidth_bytes_per_s:
-        return None
+    if not gpu.bandwidth_bytes_per_s or not model.specs:
+        return None  # unknown bandwidth, or no autoregressive decoding (encoder-only: no KV cache spec)
     read = math.ceil(model.active_weights / layout.tp) + model.kv_rank(None, context, layout.tp)
     return round(model.workload.batch * gpu.bandwidth_bytes_per_s / read, 2)
 
@@ -739,7 +740,7 @@ def render_text(fit: FitReport, *, color: bool = False) -> str:
     col = max([len(p) for p in precisions] + [len(c) for c in cells.values()]) + 2
     where = _sized_for(fit)
     plural = "s" if fit.fixed_count != 1 else ""
-    mode = f"{fit.fixed_count} device{plural} each" if fit.fixed_count else "fewest devices that fit"
+    mode = f"{fit.fixed_count} device{plural} per row" if fit.fixed_count else "fewest devices that fit"
     lines = [f"GPU fit ({where}; {mode}; memory per device in GiB)"]
     lines.append(" " * (width + 2) + "".join(p.rjust(col) for p in precisions))
     by_class = {
@@ -758,8 +759,6 @@ def render_text(fit: FitReport, *, color: bool = False) -> str:
                 text += cell
             lines.append(text.rstrip())
     for best in fit.best_bpw:
-        if best.bpw is None and best.gguf_type is None:
-            continue
         exl2 = f"EXL2 {best.bpw:.2f} bpw" if best.bpw is not None else "EXL2 -"
         gguf = f"GGUF {best.gguf_type} ({best.gguf_bpw:g} bpw)" if best.gguf_type else "GGUF -"
         lines.append(f"  best on {best.count}x {best.gpu.name} at {best.context:,} tokens: {exl2}, {gguf}")
@@ -787,7 +786,7 @@ def render_markdown(fit: FitReport) -> str:
         cells = [_count_cell(rows[(gpu, p)]).replace("-", "—") for p in precisions]
         memory_gib = gpu.usable_bytes(fit.apple_gpu_share) / 2**30
         out.append(f"| {gpu.name} | {memory_gib:.1f} GiB | " + " | ".join(cells) + " |")
-    bests = [b for b in fit.best_bpw if b.bpw is not None or b.gguf_type]
+    bests = fit.best_bpw
     if bests:
         out += ["", "| GPU set | context | best EXL2 bpw | best GGUF type |", "|---|---:|---:|---|"]
         for b in bests:
