@@ -313,7 +313,9 @@ def write_tree(top: Path, sha: str, subdir: str, dest: Path) -> int:
         if got_oid != oid:
             raise HubfitError(f"git cat-file answered {got_oid} for {oid}")
         start = newline + 1
-        target = dest / path[len(prefix) :]
+        target = (dest / path[len(prefix) :]).resolve()
+        if not target.is_relative_to(dest.resolve()):
+            raise HubfitError(f"the base commit has a path outside its directory: {path!r:.200}")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data[start : start + int(size)])
         pos = start + int(size) + 1

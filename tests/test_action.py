@@ -818,3 +818,21 @@ def test_docs_examples_are_valid_workflows() -> None:
         for line in block.splitlines():
             if "secrets." in line:
                 assert re.fullmatch(r"\s+hf-token: \$\{\{ secrets\.HF_TOKEN \}\}( #.*)?", line), line
+
+
+def test_pull_request_for_a_hub_model(tmp_path: Path, fake_hub, github: FakeGitHub) -> None:
+    # `model` names a Hub repo: the pull request cannot change it, so the comment has no comparison.
+    checkout = Checkout(tmp_path / "repo", f"{github.url}/{REPO}")
+    base = checkout.commit({"README.md": FileEntry.blob(b"# Training code\n")}, "readme")
+    head = checkout.commit({"train.py": FileEntry.blob(b"print('train')\n")}, "code")
+    inputs = {"model": QWEN25_05B, "gpus": "RTX 4090", "precisions": "bf16"}
+    done, outputs, _ = run_step(
+        tmp_path, github, checkout, "pull_request", pull_request_event(base, head), inputs
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert outputs["total-parameters"] == str(QWEN_PARAMS)
+    [comment] = github.comments[2]
+    assert f"**`{QWEN25_05B}`** at `" in comment["body"]
+    assert f"| Parameters | {QWEN_PARAMS:,} |" in comment["body"]
+    assert "| change |" not in comment["body"]
+    assert "base.json" not in os.listdir(outputs["dir"])
