@@ -189,8 +189,10 @@ def github(fake_hub) -> Iterator[FakeGitHub]:
 class Checkout:
     """A Git repository in ``path`` whose ``model/`` directory holds a fixture repo's files per commit."""
 
-    def __init__(self, path: Path, remote: str) -> None:
+    def __init__(self, path: Path, remote: str | None) -> None:
         self.path = path
+        if remote is None:  # an existing clone
+            return
         path.mkdir()
         self.git("init", "-q", "-b", "main")
         self.git("config", "user.email", "ci@example.test")
@@ -836,3 +838,21 @@ def test_pull_request_for_a_hub_model(tmp_path: Path, fake_hub, github: FakeGitH
     assert f"| Parameters | {QWEN_PARAMS:,} |" in comment["body"]
     assert "| change |" not in comment["body"]
     assert "base.json" not in os.listdir(outputs["dir"])
+
+
+def test_base_commit_fetched_into_a_shallow_checkout(tmp_path: Path, fake_hub, github: FakeGitHub) -> None:
+    # actions/checkout fetches one commit: the base is fetched (depth 1) from origin before it is read.
+    upstream = Checkout(tmp_path / "upstream", "https://example.test/unused")
+    base = upstream.commit(_files(fake_hub, LLAMA2_70B), "F16")
+    head = upstream.commit(_files(fake_hub, LLAMA2_70B_GPTQ), "GPTQ")
+    clone = tmp_path / "repo"
+    subprocess.run(["git", "clone", "-q", "--depth=1", f"file://{upstream.path}", str(clone)], check=True)
+    checkout = Checkout(clone, None)
+    checkout.git("config", "lfs.url", f"{github.url}/{REPO}.git/info/lfs")
+    with pytest.raises(subprocess.CalledProcessError):
+        checkout.git("cat-file", "-e", f"{base}^{{commit}}")
+    inputs = {"model": "model", "gpus": "H100 80GB", "precisions": "stored"}
+    done, _, _ = run_step(tmp_path, github, checkout, "pull_request", pull_request_event(base, head), inputs)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [comment] = github.comments[2]
+    assert f"| Weights as stored | {LLAMA2_70B_BYTES / 1e9:,.2f} GB |" in comment["body"]
