@@ -119,12 +119,17 @@ def valid_tp(config: Any, tp: int) -> bool:
     rank replicates a head); the MLP's intermediate size must divide by ``tp``. Multi-head latent attention has
     no KV-head rule (the latent is replicated). A model without attention heads only runs at ``tp = 1``.
     """
+    mla = any(isinstance(spec, kv.MLAAttention) for spec in _specs(config))
+    return _valid_tp(config, tp, mla)
+
+
+def _valid_tp(config: Any, tp: int, mla: bool) -> bool:
     if tp == 1:
         return True
     heads = config.num_attention_heads if config is not None else None
     if not heads or heads % tp:
         return False
-    if not any(isinstance(spec, kv.MLAAttention) for spec in _specs(config)):
+    if not mla:
         kv_heads = config.num_key_value_heads or heads
         if (kv_heads % tp) if tp <= kv_heads else (tp % kv_heads):
             return False
@@ -340,21 +345,28 @@ class _Tensors:
     """
 
     layer_count: int
-    layered: tuple[tuple[int, Any, int], ...]  # (layer, sample tensor, count)
+    samples: tuple[Any, ...]  # one tensor per group of layer tensors
+    layered: tuple[tuple[int, int, int], ...]  # (layer, index into samples, count)
     head: tuple[tuple[Any, int], ...]
     first: tuple[tuple[Any, int], ...]
 
     @classmethod
     def of(cls, report: Any) -> _Tensors:
         main = report.main
-        layered: dict[tuple[Any, ...], list[Any]] = {}
+        groups: dict[tuple[Any, ...], int] = {}
+        samples: list[Any] = []
+        layered: dict[tuple[int, int], int] = {}
         head: dict[tuple[Any, ...], list[Any]] = {}
         first: dict[tuple[Any, ...], list[Any]] = {}
         for component in report.components:
             for t in component.tensors:
                 key = (t.role, t.parameters, t.stored_bytes, t.tied_to is not None)
                 if component is main and t.layer is not None:
-                    layered.setdefault((t.layer, *key), [t, 0])[1] += 1
+                    if key not in groups:
+                        groups[key] = len(samples)
+                        samples.append(t)
+                    slot = (t.layer, groups[key])
+                    layered[slot] = layered.get(slot, 0) + 1
                 elif component is main and t.role not in ("embedding", "buffer"):
                     head.setdefault(key, [t, 0])[1] += 1
                 else:
@@ -363,7 +375,8 @@ class _Tensors:
         count = max([configured] + [key[0] + 1 for key in layered])
         return cls(
             count,
-            tuple((key[0], t, n) for key, (t, n) in layered.items()),
+            tuple(samples),
+            tuple((layer, group, n) for (layer, group), n in layered.items()),
             tuple((t, n) for t, n in head.values()),
             tuple((t, n) for t, n in first.values()),
         )
@@ -386,9 +399,10 @@ class _Model:
     @cached_property
     def layers(self) -> list[int]:
         """Bytes per decoder layer (= ``memory.layer_bytes``)."""
+        sizes = [self.precision.tensor_bytes(sample) for sample in self.tensors.samples]
         out = [0] * self.tensors.layer_count
-        for layer, sample, count in self.tensors.layered:
-            out[layer] += self.precision.tensor_bytes(sample) * count
+        for layer, group, count in self.tensors.layered:
+            out[layer] += sizes[group] * count
         return out
 
     @cached_property
@@ -411,6 +425,23 @@ class _Model:
         return _specs(self.config)
 
     @cached_property
+    def _overheads(self) -> dict[tuple[int, int, int], int]:
+        return {}
+
+    @cached_property
+    def _tp_cache(self) -> dict[tuple[int, bool], list[int]]:
+        return {}
+
+    def tp_sizes(self, gpu: GPU) -> list[int]:
+        """Valid tensor-parallel sizes on one node of ``gpu`` (1 on Apple silicon)."""
+        key = (gpu.per_node, gpu.unified_memory)
+        if key not in self._tp_cache:
+            mla = any(isinstance(spec, kv.MLAAttention) for spec in self.specs)
+            sizes = [1] if gpu.unified_memory else range(1, gpu.per_node + 1)
+            self._tp_cache[key] = [t for t in sizes if _valid_tp(self.config, t, mla)]
+        return self._tp_cache[key]
+
+    @cached_property
     def active_weights(self) -> int:
         """Weight bytes read per generated token: all of them, scaled to the active parameters for MoE."""
         params = self.report.main.parameters
@@ -430,18 +461,44 @@ class _Model:
             start += size
         return out
 
+    @cached_property
+    def _kv_prefix(self) -> dict[tuple[int, int], list[int]]:
+        return {}
+
     def kv_rank(self, layers: range | None, context: int, tp: int) -> int:
-        """KV cache on one TP rank for the layers of a stage (all layers when ``layers`` is None)."""
+        """KV cache on one TP rank for the layers of a stage (all layers when ``layers`` is None).
+
+        Per (context, tp) the per-layer figures of :func:`hubfit.kv.kv_cache_bytes_per_gpu` are summed once into
+        prefix sums, so a stage costs two lookups.
+        """
         if not context or not self.specs:
             return 0
-        specs = self.specs if layers is None else [s for s in self.specs if s.layer in layers]
-        return kv.kv_cache_bytes_per_gpu(specs, context, self.workload.batch, self.kv_dtype, tp)
+        key = (context, tp)
+        prefix = self._kv_prefix.get(key)
+        if prefix is None:
+            count = max(self.tensors.layer_count, max(spec.layer for spec in self.specs) + 1)
+            per_layer = [0] * count
+            for spec in self.specs:
+                per_layer[spec.layer] += kv.kv_cache_bytes_per_gpu(
+                    [spec], context, self.workload.batch, self.kv_dtype, tp
+                )
+            prefix = [0]
+            for size in per_layer:
+                prefix.append(prefix[-1] + size)
+            self._kv_prefix[key] = prefix
+        if layers is None:
+            return prefix[-1]
+        return prefix[min(layers.stop, len(prefix) - 1)] - prefix[min(layers.start, len(prefix) - 1)]
 
     def overhead(self, stage_weights: int, context: int, tp: int) -> int:
-        workload = (
-            self.workload if self.workload.overhead is not None else replace(self.workload, context=context)
-        )
-        return memory.overhead_parts(self.report, stage_weights, workload, tp).total
+        """One GPU's overhead (memory.overhead_parts). The seed formula scales with the stage's weights; the
+        documented model depends only on the context and TP (fixed part, workspace, slack), so it is cached."""
+        seed = self.workload.overhead is not None
+        key = (stage_weights if seed else -1, 0 if seed else context, tp)
+        if key not in self._overheads:
+            workload = self.workload if seed else replace(self.workload, context=context)
+            self._overheads[key] = memory.overhead_parts(self.report, stage_weights, workload, tp).total
+        return self._overheads[key]
 
     def per_gpu(self, layout: Layout, context: int) -> tuple[int, int, int, int]:
         """(total, weights, kv, overhead) on the busiest device of ``layout`` at ``context`` tokens."""
@@ -465,15 +522,9 @@ class _Model:
 
 
 # ---- evaluation --------------------------------------------------------------------------------------
-def _tp_sizes(gpu: GPU, config: Any) -> list[int]:
-    if gpu.unified_memory:
-        return [1]
-    return [t for t in range(1, gpu.per_node + 1) if valid_tp(config, t)]
-
-
 def _candidates(gpu: GPU, model: _Model) -> list[Layout]:
     """Layouts in increasing device count: each valid TP size in one node, then full nodes as stages."""
-    sizes = _tp_sizes(gpu, model.config)
+    sizes = model.tp_sizes(gpu)
     layouts = [Layout(t) for t in sizes]
     if not gpu.unified_memory and len(model.layers) > 1:
         layouts += [Layout(sizes[-1], pp) for pp in range(2, len(model.layers) + 1)]
@@ -485,7 +536,7 @@ def _fixed_layout(gpu: GPU, model: _Model, count: int) -> Layout:
     if gpu.unified_memory:
         return Layout(1)
     layers = max(len(model.layers), 1)
-    for tp in sorted(_tp_sizes(gpu, model.config), reverse=True):
+    for tp in sorted(model.tp_sizes(gpu), reverse=True):
         if count % tp == 0 and count // tp <= layers:
             return Layout(tp, count // tp)
     raise UsageError(f"--gpus {count}: more pipeline stages than the model's {layers} layers")
