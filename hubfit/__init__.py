@@ -14,15 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Report", "__version__", "analyze"]
+__all__ = ["HardwareQuery", "Report", "Workload", "__version__", "analyze"]
 
 _LAZY = {
     "analyze": ("hubfit.analysis", "analyze"),
     "Report": ("hubfit.report", "Report"),
+    "Workload": ("hubfit.memory", "Workload"),
+    "HardwareQuery": ("hubfit.fit", "HardwareQuery"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from .analysis import analyze
+    from .fit import HardwareQuery
+    from .memory import Workload
     from .report import Report
 
 

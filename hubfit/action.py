@@ -350,15 +350,12 @@ def workload(inputs: ActionInputs) -> Any:
     return Workload(context=inputs.context, batch=inputs.batch or 1, precisions=_precisions(inputs))
 
 
-def _finish(report: Report, inputs: ActionInputs) -> Report:
-    """Add the memory and fit sections for the inputs' workload and GPUs to a metadata-only report."""
-    from .fit import HardwareQuery, evaluate
-    from .memory import estimate
+def _analyse(source: Any, inputs: ActionInputs) -> Report:
+    """The full report (metadata, memory, fit) for the inputs' workload and GPUs."""
+    from .analysis import analyze_source
+    from .fit import HardwareQuery
 
-    work = workload(inputs)
-    report.memory = estimate(report, work)
-    report.fit = evaluate(report, work, HardwareQuery(gpus=inputs.gpus))
-    return report
+    return analyze_source(source, workload=workload(inputs), hardware=HardwareQuery(gpus=inputs.gpus))
 
 
 def _precisions(inputs: ActionInputs) -> tuple[str, ...]:
@@ -393,13 +390,12 @@ def _local_name(ctx: RunnerContext, top: Path | None, directory: Path) -> str:
 
 def analyse_head(inputs: ActionInputs, ctx: RunnerContext, hub_client: Any) -> Analysis:
     """Analyse the model as checked out (or on the Hub at ``revision``)."""
-    from .analysis import analyze_source
     from .sources import HubSource, LocalSource
 
     directory = model_directory(inputs, ctx)
     if directory is None:
         source: Any = HubSource(inputs.model, inputs.revision, client=hub_client)
-        report = _finish(analyze_source(source), inputs)
+        report = _analyse(source, inputs)
         return Analysis(report, f"{inputs.model}@{source.revision}")
     top = git_toplevel(directory)
     reader = _lfs_reader(directory, inputs, ctx, hub_client)
@@ -411,7 +407,7 @@ def analyse_head(inputs: ActionInputs, ctx: RunnerContext, hub_client: Any) -> A
             source.revision = "checkout"
         except HubfitError:
             pass
-    report = _finish(analyze_source(source), inputs)
+    report = _analyse(source, inputs)
     return Analysis(report, "this pull request" if ctx.pull_request else "checkout", reader.reads)
 
 
@@ -421,7 +417,6 @@ def analyse_base(inputs: ActionInputs, ctx: RunnerContext, hub_client: Any, work
     Raises:
         HubfitError: the base cannot be read or analysed (the caller reports it and goes on).
     """
-    from .analysis import analyze_source
     from .sources import LocalSource
 
     directory = model_directory(inputs, ctx)
@@ -443,7 +438,7 @@ def analyse_base(inputs: ActionInputs, ctx: RunnerContext, hub_client: Any, work
     source.repo_id = _local_name(ctx, top, directory)
     source.revision = (pr.get("base") or {}).get("ref") or "base"
     source.sha = sha
-    return Analysis(_finish(analyze_source(source), inputs), "base", reader.reads)
+    return Analysis(_analyse(source, inputs), "base", reader.reads)
 
 
 # ---- fail-if-exceeds -----------------------------------------------------------------------------------

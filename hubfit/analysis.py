@@ -41,7 +41,12 @@ def analyze(
         hubfit.errors.HubfitError: every failure, with a one-line message.
     """
     source = open_source(model, revision, token=token, progress=progress, client=client)
-    report = analyze_source(source)
+    return analyze_source(source, workload=workload, hardware=hardware)
+
+
+def analyze_source(source: Source, *, workload: Any = None, hardware: Any = None) -> Report:
+    """Analyse an already opened :class:`~hubfit.sources.Source` (see :func:`analyze` for the arguments)."""
+    report = _metadata(source)
     if workload is not None:
         from .memory import estimate
 
@@ -53,8 +58,8 @@ def analyze(
     return report
 
 
-def analyze_source(source: Source) -> Report:
-    """Analyse an already opened :class:`~hubfit.sources.Source`."""
+def _metadata(source: Source) -> Report:
+    """The metadata part of the report: components, tensors, counts."""
     files = source.files()
     layout = find_components(files, source.read_json)
     prefetch = getattr(source, "prefetch", None)
