@@ -752,7 +752,7 @@ def post_from_artifact(inputs: ActionInputs, ctx: RunnerContext) -> str:
     if type(number) is not int or number < 1 or not head_sha:
         raise UsageError("report-dir: action.json names no pull request")
     client = _github(inputs, ctx)
-    pr = client._request("GET", f"/repos/{ctx.repository}/pulls/{number}")
+    pr = client.get_pull_request(ctx.repository, number)
     if (pr.get("head") or {}).get("sha") != head_sha:
         raise PublishError(
             f"pull request #{number} is not at commit {head_sha[:12]} that the run analysed; not posting"

@@ -173,6 +173,10 @@ class GitHubClient:
             return StickyResult("created", data["html_url"], data["id"])
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def get_pull_request(self, repo: str, number: int) -> dict:
+        """The pull request ``repo#number`` as GitHub's REST API describes it (head, base, state ...)."""
+        return self._request("GET", f"/repos/{repo}/pulls/{number}")
+
     def viewer_login(self) -> str:
         """The login whose comments this client may edit (see the ``author`` argument)."""
         if self._author is None:
