@@ -51,10 +51,17 @@ _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 @dataclass(frozen=True)
 class RepoFile:
-    """A file of a repository at a commit: its path and size in bytes (``None`` when the Hub did not say)."""
+    """A file of a repository at a commit.
+
+    Attributes:
+        path: the path in the repository.
+        size: bytes (``None`` when the Hub did not say).
+        sha256: the content hash of a Git LFS file (``None`` for regular files).
+    """
 
     path: str
     size: int | None = None
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -239,7 +246,10 @@ class HubClient:
             )
 
         info = self.call(f"read {repo_id}", call, repo_id=repo_id, revision=revision)
-        files = tuple(RepoFile(s.rfilename, s.size) for s in (info.siblings or []))
+        files = tuple(
+            RepoFile(s.rfilename, s.size, getattr(s.lfs, "sha256", None) if s.lfs else None)
+            for s in (info.siblings or [])
+        )
         return RepoSnapshot(
             repo_id=repo_id,
             revision=revision or "main",

@@ -492,20 +492,12 @@ def hub_header_reader(
                 from .hub import HubClient
 
                 hub = client or HubClient()
-
-                def call() -> object:
-                    hub.stats.add(requests=1)
-                    return hub.api.model_info(
-                        repo_id, revision=revision, files_metadata=True, timeout=HTTP_TIMEOUT_S
-                    )
-
-                info = hub.call(f"list the files of {repo_id}", call, repo_id=repo_id, revision=revision)
-                by_oid: dict[str, list[tuple[str, int]]] = {}
-                for sibling in info.siblings or []:
-                    lfs = getattr(sibling, "lfs", None)
-                    if lfs is not None and getattr(lfs, "sha256", None):
-                        by_oid.setdefault(lfs.sha256, []).append((sibling.rfilename, lfs.size))
-                found.update(client=hub, sha=info.sha or "", by_oid=by_oid)
+                snapshot = hub.snapshot(repo_id, revision)
+                by_oid: dict[str, list[tuple[str, int | None]]] = {}
+                for file in snapshot.files:
+                    if file.sha256:
+                        by_oid.setdefault(file.sha256, []).append((file.path, file.size))
+                found.update(client=hub, sha=snapshot.sha, by_oid=by_oid)
         return found["client"], found["sha"], found["by_oid"]  # type: ignore[return-value]
 
     def read(pointer: LfsPointer, filename: str) -> tuple[SafetensorsHeader, str]:
