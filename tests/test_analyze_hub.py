@@ -134,3 +134,14 @@ def test_persistent_failures_end_in_one_clear_error(hub):
     hub.fail_next(r"^/api/models/meta-llama/Llama-2-70b-hf$", 50, 429)
     with pytest.raises(RateLimitedError, match="rate-limiting"):
         hubfit.analyze(LLAMA, client=_client([]))
+
+
+def test_timeouts_are_retried_then_reported(hub, monkeypatch):
+    import hubfit.hub
+
+    monkeypatch.setattr(hubfit.hub, "HTTP_TIMEOUT_S", 0.2)
+    hub.latency_s = 0.6  # every answer comes after the client gave up
+    sleeps: list[float] = []
+    with pytest.raises(NetworkError, match="Timeout after 5 attempts"):
+        hubfit.analyze(LLAMA, client=_client(sleeps))
+    assert len(sleeps) == 4
