@@ -49,7 +49,9 @@ _BUFFER = re.compile(
     r"running_mean|running_var|_float_tensor)$"
 )
 _LM_HEAD = re.compile(r"(?:^|\.)(?:lm_head|embed_out|output|head)\.weight$")
-_EMBEDDING = re.compile(r"(?:embed|wte|wpe|word_embeddings|\.shared\.weight$|^shared\.weight$)")
+# The module that directly holds the weight is the embedding (``embed_tokens``, ``word_embeddings``,
+# ``position_embedding``, GPT-2's ``wte``/``wpe``, T5's ``shared``); ``time_embedding.linear_1`` is a linear.
+_EMBEDDING = re.compile(r"(?:^|\.)(?:\w*embed\w*|wte|wpe|shared)\.weight$")
 _NORM = re.compile(r"(?:norm|(?:^|\.)ln_?\w*\.|layernorm|\.ln\.)", re.IGNORECASE)
 _ROUTER = re.compile(
     r"(?:\.gate\.weight$|\.gate\.bias$|\.router\.\w+$|\.gate\.e_score_correction_bias$|"

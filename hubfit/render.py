@@ -113,14 +113,17 @@ def _memory_rows(memory) -> list[tuple[str, ...]]:
 
 def _memory_notes(memory) -> list[str]:
     kv, parts = memory.kv_cache, memory.overhead
-    layers = ", ".join(f"{n} {kind}" for kind, n in kv.layers.items()) or "none"
+    layers = ", ".join(f"{n} {kind}" for kind, n in kv.layers.items())
     if parts.fraction is not None:
         notes = [f"Seed formula: overhead = {parts.fraction:g} x weights; KV cache not counted"]
+    elif not layers:
+        notes = ["KV cache: none (no decoder attention or recurrent-state layers)"]
     else:
         notes = [
             f"KV cache: {kv.context:,} tokens x batch {kv.batch}, {kv.dtype}, {kv.bytes_per_token:,} B per token "
             f"({layers} layers): {human_bytes(kv.bytes)}"
         ]
+    if parts.fraction is None:
         notes.append(
             f"Overhead per GPU: CUDA/framework {human_bytes(parts.fixed)} + activations {human_bytes(parts.activations)}"
             f" + logits {human_bytes(parts.logits)} + allocator slack {human_bytes(parts.slack)}"
