@@ -232,6 +232,7 @@ def gpus_cmd(as_json: bool, apple_gpu_share: float | None) -> None:
 @click.option("--gpu", "gpus", multiple=True, metavar="NAME", help="A GPU to fit on (repeatable).")
 @click.option("--gpus", "gpu_count", type=int, help="A fixed number of devices (default: the fewest).")
 @click.option("--gpu-memory", metavar="SIZE", help="Memory per device, e.g. 24GiB (a card not listed).")
+@click.option("--apple-gpu-share", type=float, help="Share of unified memory the GPU may use (default 0.75).")
 @click.option(
     "--apply",
     type=click.Choice(["card", "comment"]),
@@ -267,6 +268,7 @@ def scan_cmd(
     gpus: tuple[str, ...],
     gpu_count: int | None,
     gpu_memory: str | None,
+    apple_gpu_share: float | None,
     apply: str | None,
     yes: bool,
     direct: bool,
@@ -288,7 +290,9 @@ def scan_cmd(
         concurrency=concurrency or DEFAULT_CONCURRENCY,
         token=token,
         workload=Workload(context, batch, kv_dtype, precisions, bpws, overhead),
-        hardware=HardwareQuery(gpus, gpu_count, parse_size(gpu_memory) if gpu_memory else None),
+        hardware=HardwareQuery(
+            gpus, gpu_count, parse_size(gpu_memory) if gpu_memory else None, apple_gpu_share
+        ),
         refresh=refresh,
         retry_errors=retry_errors,
     )

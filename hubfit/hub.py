@@ -15,6 +15,7 @@ and ``HF_ENDPOINT``. It adds what huggingface_hub leaves to callers:
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 import time
@@ -279,16 +280,22 @@ class HubClient:
 
         local = self.call(f"download {path} from {repo_id}", call, repo_id=repo_id, revision=sha)
         with open(local, "rb") as fh:
-            data = fh.read(MAX_JSON_BYTES + 1)
-        if len(data) > MAX_JSON_BYTES:
-            raise HeaderError(f"{repo_id}/{path} is larger than {MAX_JSON_BYTES:,} bytes")
+            # Size first: read(n) allocates an n-byte buffer up front (64 MB per call, per thread in a scan).
+            if os.fstat(fh.fileno()).st_size > MAX_JSON_BYTES:
+                raise HeaderError(f"{repo_id}/{path} is larger than {MAX_JSON_BYTES:,} bytes")
+            data = fh.read()
         try:
             return json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             raise HeaderError(f"{repo_id}/{path} is not valid JSON") from None
 
-    def _range(self, repo_id: str, path: str, sha: str, start: int, end: int) -> bytes:
-        """Bytes ``start..end`` (inclusive) of a file, reading no more than that even if Range is ignored."""
+    def _range(
+        self, repo_id: str, path: str, sha: str, start: int, end: int, total: list[int] | None = None
+    ) -> bytes:
+        """Bytes ``start..end`` (inclusive) of a file, reading no more than that even if Range is ignored.
+
+        ``total``, when given, receives the file's size from a 206 answer's ``Content-Range``.
+        """
         from huggingface_hub import hf_hub_url
         from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
@@ -305,6 +312,10 @@ class HubClient:
                 if response.status_code >= 400:
                     response.read()
                     hf_raise_for_status(response)
+                if total is not None and response.status_code == 206:
+                    size = response.headers.get("content-range", "").rpartition("/")[2]
+                    if size.isdigit():
+                        total.append(int(size))
                 # A server that ignores Range answers 200 with the whole file: read only what we need.
                 skip = start if response.status_code == 200 else 0
                 want = skip + end - start + 1
@@ -326,7 +337,14 @@ class HubClient:
         """Read one safetensors header with a first ranged read of ``first_read`` bytes (more only if needed)."""
         if file_size is not None:
             first_read = min(first_read, file_size)
-        head = self._range(repo_id, path, sha, 0, max(first_read, 8) - 1)
+        learned: list[int] = []
+        head = self._range(
+            repo_id, path, sha, 0, max(first_read, 8) - 1, learned if file_size is None else None
+        )
+        if file_size is None and learned:
+            # File names without sizes (an organization listing): the 206's Content-Range gives the size, so
+            # the header is still checked against the end of the file.
+            file_size = learned[-1]
         length = header_length(head, filename=path, file_size=file_size)
         body = head[8 : 8 + length]
         if len(body) < length:

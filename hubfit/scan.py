@@ -295,16 +295,11 @@ Outcome = tuple[dict | None, dict | None, bool, float]
 
 
 def build_report(repo_id: str, sha: str, *, client: Any, workload: Any, hardware: Any) -> Any:
-    """The report ``hubfit REPO --revision SHA --json`` prints: metadata, memory for ``workload`` and, when
-    the analyzer did not already fill it, the fit on ``hardware``."""
+    """The report ``hubfit REPO --revision SHA --json`` prints: metadata, memory for ``workload`` and the fit
+    on ``hardware``."""
     from hubfit.analysis import analyze
 
-    report = analyze(repo_id, revision=sha, client=client, workload=workload)
-    if hardware is not None and report.fit is None:
-        from hubfit.fit import evaluate
-
-        report.fit = evaluate(report, workload, hardware)
-    return report
+    return analyze(repo_id, revision=sha, client=client, workload=workload, hardware=hardware)
 
 
 def _analyze_one(repo: ListedRepo, options: ScanOptions, client: Any) -> Outcome:
