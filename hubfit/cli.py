@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Any
 
 import click
 
 from . import __version__
+from .cli_options import hardware_from, hardware_options, workload_from, workload_options
 from .errors import HubfitError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -67,49 +69,8 @@ def _progress(enabled: bool):
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (schema hubfit/1).")
 @click.option("--markdown", "as_markdown", is_flag=True, help="Print the report as Markdown.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
-@click.option(
-    "--context",
-    type=int,
-    help="Tokens per sequence (default 4096, capped at the model's maximum; 0: weights only).",
-)
-@click.option("--batch", type=int, default=1, show_default=True, help="Concurrent sequences.")
-@click.option("--kv-dtype", help="KV-cache dtype: fp8, fp16, bf16 or fp32 (default: 16-bit).")
-@click.option(
-    "--precision",
-    "precisions",
-    multiple=True,
-    metavar="NAME",
-    help="A precision row: stored, fp32, bf16, fp16, fp8, int8, int4, mxfp4, nvfp4 or a GGUF type (Q4_K ...); "
-    "repeatable (default: stored fp32 bf16 int8 int4).",
-)
-@click.option(
-    "--bpw", "bpws", type=float, multiple=True, help="A row at this average bits per weight (EXL2-style)."
-)
-@click.option(
-    "--overhead", type=float, help="Seed formula: overhead = this fraction of the weights, no KV cache."
-)
-@click.option(
-    "--gpu",
-    "gpus",
-    multiple=True,
-    metavar="NAME",
-    help="A GPU to fit on, matched forgivingly ('4090', 'h100 sxm'); repeatable (default: a curated set "
-    "across consumer, workstation, data-centre and Apple). See `hubfit gpus`.",
-)
-@click.option(
-    "--gpus", "gpu_count", type=int, help="A fixed number of devices (default: the fewest that fit)."
-)
-@click.option(
-    "--gpu-memory",
-    metavar="SIZE",
-    help="Memory per device: 24GiB, 24GB, 24576MiB or 24 (GiB). Alone: a card the catalog does not list; "
-    "with --gpu: overrides its memory.",
-)
-@click.option(
-    "--apple-gpu-share",
-    type=float,
-    help="Share of unified memory the GPU may use on Apple silicon (default 0.75, macOS's default).",
-)
+@workload_options
+@hardware_options
 def analyze_cmd(
     model: str,
     revision: str | None,
@@ -117,31 +78,17 @@ def analyze_cmd(
     as_json: bool,
     as_markdown: bool,
     quiet: bool,
-    context: int | None,
-    batch: int,
-    kv_dtype: str | None,
-    precisions: tuple[str, ...],
-    bpws: tuple[float, ...],
-    overhead: float | None,
-    gpus: tuple[str, ...],
-    gpu_count: int | None,
-    gpu_memory: str | None,
-    apple_gpu_share: float | None,
+    **opts: Any,
 ) -> None:
     """Count parameters and weight bytes of MODEL (a Hub repo id or a local directory), the memory to run it
     and the GPUs that hold it."""
     from .analysis import analyze
-    from .fit import HardwareQuery
-    from .hardware import parse_size
-    from .memory import Workload
     from .render import to_markdown, to_text
 
     if as_json and as_markdown:
         raise click.UsageError("--json and --markdown are exclusive")
-    workload = Workload(context, batch, kv_dtype, precisions, bpws, overhead)
-    memory_bytes = parse_size(gpu_memory) if gpu_memory is not None else None
-    hardware = HardwareQuery(gpus, gpu_count, memory_bytes, apple_gpu_share)
-    hardware.devices()  # an unknown GPU name fails before any Hub request
+    workload = workload_from(opts)
+    hardware = hardware_from(opts)  # an unknown GPU name fails before any Hub request
     show_progress = not quiet and sys.stderr.isatty()
     report = analyze(
         model,
@@ -221,18 +168,8 @@ def gpus_cmd(as_json: bool, apple_gpu_share: float | None) -> None:
     "--token", envvar="HUBFIT_TOKEN", help="Hub token (default: HF_TOKEN or the `hf auth login` token)."
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
-@click.option("--context", type=int, help="Tokens per sequence for the memory figures (as for one model).")
-@click.option("--batch", type=int, default=1, show_default=True, help="Concurrent sequences.")
-@click.option("--kv-dtype", help="KV-cache dtype: fp8, fp16, bf16 or fp32 (default: 16-bit).")
-@click.option(
-    "--precision", "precisions", multiple=True, metavar="NAME", help="A precision row (repeatable)."
-)
-@click.option("--bpw", "bpws", type=float, multiple=True, help="A row at this average bits per weight.")
-@click.option("--overhead", type=float, help="Seed formula: overhead = this fraction of the weights.")
-@click.option("--gpu", "gpus", multiple=True, metavar="NAME", help="A GPU to fit on (repeatable).")
-@click.option("--gpus", "gpu_count", type=int, help="A fixed number of devices (default: the fewest).")
-@click.option("--gpu-memory", metavar="SIZE", help="Memory per device, e.g. 24GiB (a card not listed).")
-@click.option("--apple-gpu-share", type=float, help="Share of unified memory the GPU may use (default 0.75).")
+@workload_options
+@hardware_options
 @click.option(
     "--apply",
     type=click.Choice(["card", "comment"]),
@@ -259,40 +196,26 @@ def scan_cmd(
     html: str | None,
     token: str | None,
     quiet: bool,
-    context: int | None,
-    batch: int,
-    kv_dtype: str | None,
-    precisions: tuple[str, ...],
-    bpws: tuple[float, ...],
-    overhead: float | None,
-    gpus: tuple[str, ...],
-    gpu_count: int | None,
-    gpu_memory: str | None,
-    apple_gpu_share: float | None,
     apply: str | None,
     yes: bool,
     direct: bool,
     pause: float | None,
     max_writes: int | None,
+    **opts: Any,
 ) -> None:
     """Analyse every model of AUTHOR (a user or organization), cached: a re-scan reads only changed repos.
 
     Results are kept in a SQLite file keyed by (repo, commit sha, settings); an interrupted scan resumes, a
     failed repo is retried on the next run. --apply card|comment publishes to every analysed repo.
     """
-    from .fit import HardwareQuery
-    from .hardware import parse_size
-    from .memory import Workload
     from .scan import DEFAULT_CONCURRENCY, ScanOptions, ScanQuery, scan_command
 
     query = ScanQuery(author, search=search, filters=filters, limit=limit, gated=gated)
     options = ScanOptions(
         concurrency=concurrency or DEFAULT_CONCURRENCY,
         token=token,
-        workload=Workload(context, batch, kv_dtype, precisions, bpws, overhead),
-        hardware=HardwareQuery(
-            gpus, gpu_count, parse_size(gpu_memory) if gpu_memory else None, apple_gpu_share
-        ),
+        workload=workload_from(opts),
+        hardware=hardware_from(opts),
         refresh=refresh,
         retry_errors=retry_errors,
     )

@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from hubfit.cli_options import hardware_from, hardware_options, workload_from, workload_options
+
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -27,50 +29,26 @@ def _report_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Hub token (default: HF_TOKEN or the `hf auth login` token); never printed.",
         ),
         click.option(
-            "--context",
-            type=int,
-            help="Tokens per sequence (default 4096, capped at the model's maximum; 0: weights only).",
-        ),
-        click.option("--batch", type=int, default=1, show_default=True, help="Concurrent sequences."),
-        click.option("--kv-dtype", help="KV-cache dtype: fp8, fp16, bf16 or fp32 (default: 16-bit)."),
-        click.option(
-            "--precision", "precisions", multiple=True, metavar="NAME", help="A precision row (repeatable)."
-        ),
-        click.option(
-            "--bpw", "bpws", type=float, multiple=True, help="A row at this average bits per weight."
-        ),
-        click.option("--overhead", type=float, help="Seed formula: overhead = this fraction of the weights."),
-        click.option("--gpu", "gpus", multiple=True, metavar="NAME", help="A GPU to fit on (repeatable)."),
-        click.option(
-            "--gpus", "gpu_count", type=int, help="A fixed number of devices (default: the fewest)."
-        ),
-        click.option(
-            "--gpu-memory", metavar="SIZE", help="Memory per device, e.g. 24GiB (a card not listed)."
-        ),
-        click.option(
             "--verbose", "-v", is_flag=True, help="Log Hub and GitHub requests to stderr (no tokens)."
         ),
     ]
     for option in reversed(options):
         fn = option(fn)
-    return fn
+    return workload_options(hardware_options(fn))
 
 
 def _build_report(model: str, opts: dict[str, Any], client: Any) -> Any:
     from hubfit.analysis import analyze
-    from hubfit.fit import HardwareQuery, evaluate
-    from hubfit.hardware import parse_size
-    from hubfit.memory import Workload
 
-    workload = Workload(
-        opts["context"], opts["batch"], opts["kv_dtype"], opts["precisions"], opts["bpws"], opts["overhead"]
+    workload, hardware = workload_from(opts), hardware_from(opts)
+    return analyze(
+        model,
+        revision=opts["revision"],
+        token=opts["token"],
+        client=client,
+        workload=workload,
+        hardware=hardware,
     )
-    gpu_memory = parse_size(opts["gpu_memory"]) if opts["gpu_memory"] else None
-    hardware = HardwareQuery(opts["gpus"], opts["gpu_count"], gpu_memory)
-    report = analyze(model, revision=opts["revision"], token=opts["token"], client=client, workload=workload)
-    if report.fit is None:
-        report.fit = evaluate(report, workload, hardware)
-    return report
 
 
 def _write_token(token: str | None) -> str | None:
