@@ -448,6 +448,8 @@ def write_outputs(
 
     Files are written to a temporary name and renamed, so a failed write never leaves half a file.
     """
+    from huggingface_hub import constants
+
     from hubfit import __version__
     from hubfit.scan_format import FORMATS, write
     from hubfit.scan_html import PageInfo, write_html
@@ -471,6 +473,7 @@ def write_outputs(
             hubfit_version=__version__,
             settings=_describe_query(info["query"]),
             counts=store.counts(scan_id),
+            endpoint=constants.ENDPOINT,
         )
         _atomic_write(Path(html), lambda fh: write_html(rows, page, fh))
 

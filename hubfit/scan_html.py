@@ -57,7 +57,7 @@ _BANDS = (
 
 @dataclass(frozen=True)
 class PageInfo:
-    """What the page header says about the scan."""
+    """What the page header says about the scan; ``endpoint`` is the Hub the model links point to."""
 
     title: str
     author: str
@@ -65,6 +65,7 @@ class PageInfo:
     hubfit_version: str
     settings: str = ""
     counts: dict[str, int] | None = None
+    endpoint: str = "https://huggingface.co"
 
 
 def gpu_class(fit: Fit | None) -> tuple[tuple[int, int], str]:
@@ -241,7 +242,7 @@ def _chart(rows: RowSource, precisions: list[str], fits: bool) -> Iterator[str]:
     yield "</svg>"
 
 
-def _table(rows: RowSource, precisions: list[str], fits: bool) -> Iterator[str]:
+def _table(rows: RowSource, precisions: list[str], fits: bool, endpoint: str) -> Iterator[str]:
     cols = [
         ("model", "l", "text"),
         ("sha", "l", "text"),
@@ -261,7 +262,7 @@ def _table(rows: RowSource, precisions: list[str], fits: bool) -> Iterator[str]:
     for row in rows():
         s = summarize(row)
         cells = [
-            f'<td class="l"><a href="https://huggingface.co/{_e(s.repo_id)}">{_e(s.repo_id)}</a></td>',
+            f'<td class="l"><a href="{_e(endpoint)}/{_e(s.repo_id)}">{_e(s.repo_id)}</a></td>',
             f'<td class="l" data-v="{_e(s.sha)}"><code>{_e(s.sha[:10])}</code></td>',
             f'<td data-v="{_e(s.parameters if s.parameters is not None else "")}">{format_count(s.parameters)}</td>',
             f'<td data-v="{_e(s.active if s.active is not None else "")}">{format_count(s.active)}</td>',
@@ -319,6 +320,6 @@ def write_html(rows: RowSource, info: PageInfo, out: IO[str]) -> None:
     for chunk in _chart(rows, precisions, fits):
         out.write(chunk)
     out.write("\n")
-    for chunk in _table(rows, precisions, fits):
+    for chunk in _table(rows, precisions, fits, info.endpoint.rstrip("/")):
         out.write(chunk + "\n")
     out.write(f"<script>{_JS}</script>\n</body></html>\n")
