@@ -196,7 +196,13 @@ def _csv_row(s: RowSummary, precisions: list[str], fits: bool) -> list[object]:
     return [*row, s.error_type, s.error]
 
 
-def _md_escape(text: str) -> str:
+def _md_cell(text: str, untrusted: bool) -> str:
+    """A Markdown table cell. Text that comes from the Hub (repo ids, quantization names, error messages
+    quoting file contents) becomes an inert code span (:func:`hubfit.markdown.cell`)."""
+    if untrusted and text and text != "-":
+        from hubfit.markdown import cell
+
+        return cell(text, max_len=400)
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
@@ -232,7 +238,8 @@ def _flat_lines(rows: RowSource, markdown: bool) -> Iterator[str]:
             cells += [(f.label if (f := s.fits.get(p)) else "-") for p in precisions]
         cells.append(f"{s.error_type}: {s.error}" if s.error else "")
         if markdown:
-            yield "| " + " | ".join(_md_escape(c) for c in cells) + " |"
+            last = len(cells) - 1
+            yield "| " + " | ".join(_md_cell(c, i in (0, 4, last)) for i, c in enumerate(cells)) + " |"
         else:
             assert table is not None
             table.append(cells)

@@ -25,7 +25,7 @@ from hubfit.cli import main
 from hubfit.errors import UsageError
 from hubfit.scan import ScanOptions, ScanQuery, run_scan
 from hubfit.scan_format import write
-from hubfit.scan_store import ScanStore
+from hubfit.scan_store import ListedRepo, ScanStore
 
 ROOT = Path(__file__).resolve().parent.parent
 LLAMA = "meta-llama/Llama-2-70b-hf"
@@ -360,3 +360,20 @@ def test_listed_files_are_validated_as_strictly_as_a_single_analysis(hub, store)
     assert result.counts["retry"] == 0  # the same commit would fail the same way: not retried
     # no model_info per repo: the listing said which files exist
     assert not [e for e in hub.log if e.path.startswith("/api/models/")]
+
+
+def test_markdown_output_keeps_hub_text_inert(tmp_path):
+    """Error messages quote repository contents; in ``--format md`` they cannot become HTML or links."""
+    cmarkgfm = pytest.importorskip("cmarkgfm")
+    hostile = "tensor '<img src=x onerror=alert(1)>' has unknown dtype '[x](https://evil.example)'"
+    with ScanStore(tmp_path / "s.sqlite") as store:
+        scan_id = store.begin_scan("evil", {}, "s")
+        repo = ListedRepo("evil/model", "0" * 40)
+        store.add_items(scan_id, [repo])
+        error = {"type": "HeaderError", "message": hostile, "exit_code": 7}
+        store.record_error(scan_id, repo, "s", error, retry=False, version="test")
+        out = io.StringIO()
+        write("md", lambda: store.rows(scan_id), out)
+    rendered = cmarkgfm.github_flavored_markdown_to_html(out.getvalue())
+    assert "<img" not in rendered and "<a " not in rendered
+    assert "&lt;img src=x onerror=alert(1)&gt;" in rendered and rendered.count("<tr>") == 2
