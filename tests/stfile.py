@@ -1,47 +1,29 @@
-"""Build safetensors bytes for tests: a real header (names, dtypes, shapes) followed by zeroed data."""
+"""Local safetensors files for tests: a real header (names, dtypes, shapes) followed by zeroed data.
+
+The header is built and serialized by the fixtures' builder (fixtures/build.py), as the safetensors library
+writes it; this module only writes it to disk.
+"""
 
 from __future__ import annotations
 
-import json
-import math
 import struct
 from pathlib import Path
 
-_BITS = {
-    "BOOL": 8,
-    "U8": 8,
-    "I8": 8,
-    "F8_E4M3": 8,
-    "F8_E5M2": 8,
-    "F8_E8M0": 8,
-    "F4": 4,
-    "F6_E2M3": 6,
-    "I16": 16,
-    "U16": 16,
-    "F16": 16,
-    "BF16": 16,
-    "I32": 32,
-    "U32": 32,
-    "F32": 32,
-    "I64": 64,
-    "F64": 64,
-}
+from fixtures.build import Tensor
+from fixtures.build import header as build_header
+from fixtures.hub_server import safetensors_header_bytes
 
 
 def header(tensors: dict[str, tuple[str, list[int]]], metadata: dict | None = None) -> tuple[dict, int]:
     """A header dict with contiguous offsets, and the data size it implies."""
-    out: dict = {"__metadata__": metadata} if metadata else {}
-    offset = 0
-    for name, (dtype, shape) in tensors.items():
-        size = math.prod(shape) * _BITS[dtype] // 8
-        out[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
-        offset += size
-    return out, offset
+    head = build_header([Tensor(n, d, tuple(s)) for n, (d, s) in tensors.items()], metadata)
+    size = max((v["data_offsets"][1] for k, v in head.items() if k != "__metadata__"), default=0)
+    return head, size
 
 
 def file_bytes(tensors: dict[str, tuple[str, list[int]]], metadata: dict | None = None) -> bytes:
     head, size = header(tensors, metadata)
-    raw = json.dumps(head).encode()
+    raw = safetensors_header_bytes(head)
     return struct.pack("<Q", len(raw)) + raw + b"\0" * size
 
 
