@@ -39,17 +39,22 @@ __all__ = [
     "ScanOptions",
     "ScanQuery",
     "ScanResult",
+    "build_report",
     "default_db_path",
     "list_repos",
     "run_scan",
+    "scan_command",
     "settings_fingerprint",
+    "write_failures",
+    "write_outputs",
 ]
 
-#: Threads analysing repos at once. A repo at a pinned sha costs about 3 resolver requests (config.json and
-#: one header read per shard, more for sharded repos) and the Hub's free tier allows 5,000 resolver requests
-#: per 5 minutes (16.7/s; ecosystem.md §1.9). At the Hub's typical 0.1-0.3 s per request one thread issues
-#: 3-10 requests/s, so 4 threads stay near the free limit; 429 answers are waited out (Retry-After) by the
-#: retry layer. PRO/Team tokens can raise it with --concurrency.
+#: Threads analysing repos at once. A cold repo costs about 6 resolver requests (measured: config.json HEAD and
+#: GET, the index for sharded checkpoints, one ranged read per shard; benchmarks/results/scan.md) along a chain
+#: of about 5 round trips, so at the Hub's typical 0.1-0.3 s per request one thread issues 4-12 resolver
+#: requests per second and 4 threads run at about the free tier's 5,000 per 5 minutes (16.7/s; ecosystem.md
+#: §1.9). Beyond it the Hub answers 429 and the retry layer waits out its Retry-After. PRO, Team and
+#: Enterprise tokens have 2.4-10x the budget: raise --concurrency.
 DEFAULT_CONCURRENCY = 4
 
 #: What the listing asks for: the commit (cache key and pinned revision), the file names (weights layout
