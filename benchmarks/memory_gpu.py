@@ -36,9 +36,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from hubfit import kv, memory  # noqa: E402
+from hubfit.analysis import component_from_headers  # noqa: E402
 from hubfit.model import ModelConfig  # noqa: E402
-from hubfit.params import inventory  # noqa: E402
-from hubfit.report import Component, ParameterSummary, Report, WeightSummary  # noqa: E402
+from hubfit.report import Report  # noqa: E402
 from hubfit.safetensors import validate_header  # noqa: E402
 
 CONFIGS = ROOT / "fixtures" / "configs"
@@ -128,16 +128,7 @@ def report_of(model, raw: dict[str, Any]) -> Report:
         }
         offset += nbytes
     info = validate_header(header, filename="model.safetensors", length=0)
-    config = ModelConfig(raw)
-    tensors = inventory([info], config=config)
-    part = Component(
-        "",
-        "transformers",
-        config,
-        tensors,
-        ParameterSummary.of(tensors, config),
-        WeightSummary.of(tensors, 1),
-    )
+    part = component_from_headers([info], ModelConfig(raw))
     return Report("benchmark/" + str(raw.get("model_type")), "main", None, "local", [part])
 
 

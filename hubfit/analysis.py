@@ -8,10 +8,12 @@ from . import quant
 from .layout import ComponentFiles, find_components
 from .model import ModelConfig
 from .params import inventory
+from .quant import QuantFormat
 from .report import Component, ParameterSummary, Quantization, Report, WeightSummary
+from .safetensors import SafetensorsHeader
 from .sources import Progress, Source, open_source
 
-__all__ = ["analyze", "analyze_source"]
+__all__ = ["analyze", "analyze_source", "component_from_headers"]
 
 
 def analyze(
@@ -102,19 +104,41 @@ def _component(source: Source, part: ComponentFiles) -> Component:
         mlx_quantization=config.raw.get("quantization") if config else None,
     )
     headers = source.read_headers(part.weights, index_path=part.index_path)
-    tensors = inventory(headers.values(), component=part.name, config=config, quant=fmt)
-    quantization = None
-    if fmt is not None:
-        method = fmt.method or str(fmt.config.get("quant_method", "unknown"))
-        quantization = Quantization(method, fmt.bits, fmt.group_size, fmt.details())
-    return Component(
+    return component_from_headers(
+        list(headers.values()),
+        config,
+        quant=fmt,
         name=part.name,
         kind=part.kind,
+        files=list(part.weights),
+        extra=part.extra if part.kind != "adapter" else {},
+    )
+
+
+def component_from_headers(
+    headers: list[SafetensorsHeader],
+    config: ModelConfig | None,
+    *,
+    quant: QuantFormat | None = None,
+    name: str = "",
+    kind: str = "transformers",
+    files: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Component:
+    """A :class:`~hubfit.report.Component` from validated headers: tensor inventory, counts, quantization."""
+    tensors = inventory(headers, component=name, config=config, quant=quant)
+    quantization = None
+    if quant is not None:
+        method = quant.method or str(quant.config.get("quant_method", "unknown"))
+        quantization = Quantization(method, quant.bits, quant.group_size, quant.details())
+    return Component(
+        name=name,
+        kind=kind,
         config=config,
         tensors=tensors,
         parameters=ParameterSummary.of(tensors, config),
         weights=WeightSummary.of(tensors, len(headers)),
         quantization=quantization,
-        files=list(part.weights),
-        extra=part.extra if part.kind != "adapter" else {},
+        files=list(files or [h.filename for h in headers]),
+        extra=dict(extra or {}),
     )

@@ -19,10 +19,10 @@ from fixtures.build import header
 from fixtures.catalog import CONFIGS_DIR, model_dir
 from fixtures.families import llama_tensors
 from hubfit import memory
+from hubfit.analysis import component_from_headers
 from hubfit.errors import UsageError
 from hubfit.model import ModelConfig
-from hubfit.params import inventory
-from hubfit.report import Component, ParameterSummary, Report, WeightSummary
+from hubfit.report import Report
 from hubfit.safetensors import validate_header
 
 
@@ -39,16 +39,7 @@ def llama_report(repo_id: str, dtype: str, **rules: bool) -> Report:
     info = validate_header(
         header(llama_tensors(raw, dtype=dtype, **rules)), filename="model.safetensors", length=0
     )
-    config = ModelConfig(raw)
-    tensors = inventory([info], config=config)
-    part = Component(
-        "",
-        "transformers",
-        config,
-        tensors,
-        ParameterSummary.of(tensors, config),
-        WeightSummary.of(tensors, 1),
-    )
+    part = component_from_headers([info], ModelConfig(raw))
     return Report(repo_id, "main", None, "local", [part])
 
 
