@@ -76,9 +76,9 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0, help="LFS server latency per request")
     args = parser.parse_args()
 
-    from hubfit.analysis import analyze_source
-    from hubfit.lfs import LfsClient, LfsHeaderReader
-    from hubfit.sources import LocalSource
+    from hubfit.pipeline import analyze_source
+    from hubfit.source.lfs import LfsClient, LfsHeaderReader
+    from hubfit.source.sources import LocalSource
 
     hub = load(FakeHub(), args.model)
     files = hub.repos[args.model].head.files

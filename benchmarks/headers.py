@@ -75,7 +75,7 @@ def measure(url: str, label: str, fn) -> dict:
 def run_hubfit(repo_id: str, revision: str | None, token: str | None):
     def go() -> dict:
         import hubfit
-        from hubfit.hub import HubClient
+        from hubfit.source.hub import HubClient
 
         client = HubClient(token=token)
         report = hubfit.analyze(repo_id, revision=revision, client=client)
@@ -158,7 +158,7 @@ def main() -> None:
     # Import every client up front: the timings compare requests, not import costs (see `hubfit --help` below).
     import huggingface_hub.hf_api  # noqa: F401
 
-    import hubfit.analysis  # noqa: F401
+    import hubfit.pipeline  # noqa: F401
 
     runs = [
         ("hubfit @ main", run_hubfit(args.repo, None, token)),
@@ -203,7 +203,7 @@ def main() -> None:
             print(f"{r['label']}: wall time {r['wall_s'] / mem['wall_s']:.2f} x hf-mem's")
 
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "hubfit.cli", "--help"], capture_output=True, check=True)
+    subprocess.run([sys.executable, "-m", "hubfit.cli.commands", "--help"], capture_output=True, check=True)
     print(f"\n`hubfit --help`: {time.perf_counter() - start:.3f} s (python -m hubfit.cli, cold process)")
     shutil.rmtree(HF_HOME, ignore_errors=True)
 

@@ -35,11 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from hubfit import kv, memory  # noqa: E402
-from hubfit.analysis import component_from_headers  # noqa: E402
-from hubfit.model import ModelConfig  # noqa: E402
+from hubfit.formats.safetensors import validate_header  # noqa: E402
+from hubfit.model.config import ModelConfig  # noqa: E402
+from hubfit.pipeline import component_from_headers  # noqa: E402
 from hubfit.report import Report  # noqa: E402
-from hubfit.safetensors import validate_header  # noqa: E402
+from hubfit.sizing import kv, memory  # noqa: E402
 
 CONFIGS = ROOT / "fixtures" / "configs"
 RESULTS = ROOT / "benchmarks" / "results" / "memory_gpu.md"

@@ -158,11 +158,11 @@ def child_scan(db: str, limit: int | None, concurrency: int, trace: bool) -> Non
     import resource
     import tracemalloc
 
-    import hubfit.analysis  # noqa: F401 - imported before the measurement starts
-    import hubfit.fit  # noqa: F401
-    import hubfit.memory  # noqa: F401
-    from hubfit.scan import ScanOptions, ScanQuery, run_scan
-    from hubfit.scan_store import ScanStore
+    import hubfit.fit.planner  # noqa: F401
+    import hubfit.pipeline  # noqa: F401 - imported before the measurement starts
+    import hubfit.sizing.memory  # noqa: F401
+    from hubfit.scan.runner import ScanOptions, ScanQuery, run_scan
+    from hubfit.scan.store import ScanStore
 
     # Warm up on one repo first (lazy imports, the GPU and precision catalogs, the HTTP client), so the figures
     # are the scan's own working set.
@@ -256,8 +256,8 @@ def main() -> None:
     env.pop("HF_TOKEN", None)
     os.environ.update(env)
     from hubfit import __version__
-    from hubfit.scan import ScanOptions, ScanQuery, run_scan
-    from hubfit.scan_store import ScanStore
+    from hubfit.scan.runner import ScanOptions, ScanQuery, run_scan
+    from hubfit.scan.store import ScanStore
 
     sources = list(SOURCES)
     expected = {f"{AUTHOR}/model-{i:05d}": SOURCES[sources[i % 3]] for i in range(args.repos)}
@@ -352,11 +352,11 @@ def main() -> None:
             "recorded errors | rows | duplicates | repos re-read |"
         )
         say("|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|")
-        import hubfit.hub
+        import hubfit.source.hub
 
-        default_attempts = hubfit.hub.RETRY_ATTEMPTS
+        default_attempts = hubfit.source.hub.RETRY_ATTEMPTS
         for attempts in (default_attempts, 2):
-            hubfit.hub.RETRY_ATTEMPTS = attempts
+            hubfit.source.hub.RETRY_ATTEMPTS = attempts
             db = work / f"faults-{attempts}.sqlite"
             cold_cache()
             control(url, "/__bench/faults?rate=0.05&seed=7", "POST")
@@ -364,7 +364,7 @@ def main() -> None:
             faulty, faulty_wall, faulty_rows = scan(db)
             faulty_stats = control(url, "/__bench/stats")
             control(url, "/__bench/faults?rate=0", "POST")
-            hubfit.hub.RETRY_ATTEMPTS = default_attempts
+            hubfit.source.hub.RETRY_ATTEMPTS = default_attempts
             control(url, "/__bench/reset", "POST")
             healed, healed_wall, healed_rows = scan(db)
             healed_stats = control(url, "/__bench/stats?repos=1")
@@ -400,7 +400,7 @@ def main() -> None:
         cmd = [
             sys.executable,
             "-m",
-            "hubfit.cli",
+            "hubfit.cli.commands",
             "scan",
             AUTHOR,
             "--db",

@@ -17,17 +17,17 @@ __version__ = "0.1.0"
 __all__ = ["HardwareQuery", "Report", "Workload", "__version__", "analyze"]
 
 _LAZY = {
-    "analyze": ("hubfit.analysis", "analyze"),
+    "analyze": ("hubfit.pipeline", "analyze"),
     "Report": ("hubfit.report", "Report"),
-    "Workload": ("hubfit.memory", "Workload"),
-    "HardwareQuery": ("hubfit.fit", "HardwareQuery"),
+    "Workload": ("hubfit.sizing.memory", "Workload"),
+    "HardwareQuery": ("hubfit.fit.planner", "HardwareQuery"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .analysis import analyze
-    from .fit import HardwareQuery
-    from .memory import Workload
-    from .report import Report
+    from hubfit.fit.planner import HardwareQuery
+    from hubfit.pipeline import analyze
+    from hubfit.report import Report
+    from hubfit.sizing.memory import Workload
 
 
 def __getattr__(name: str) -> Any:

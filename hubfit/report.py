@@ -10,10 +10,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import __version__
-from .constants import JSON_SCHEMA
-from .model import ModelConfig
-from .params import LogicalTensor, active_parameters
+from hubfit import __version__
+from hubfit.constants import JSON_SCHEMA
+from hubfit.model.config import ModelConfig
+from hubfit.model.params import LogicalTensor, active_parameters
 
 __all__ = ["Component", "ParameterSummary", "Quantization", "Report", "WeightSummary"]
 

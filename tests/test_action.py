@@ -37,7 +37,7 @@ import yaml
 
 from fixtures.catalog import LLAMA2_70B, LLAMA2_70B_GPTQ, QWEN25_05B, TOKEN_GRANTED
 from fixtures.hub_server import FileEntry
-from hubfit import action
+from hubfit.action import run as action
 from hubfit.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,7 @@ from hubfit.errors import (
     RepoNotFoundError,
     RevisionNotFoundError,
 )
-from hubfit.hub import HubClient
+from hubfit.source.hub import HubClient
 
 LLAMA = "meta-llama/Llama-2-70b-hf"
 LLAMA_PARAMS = 68_976_648_192
@@ -137,9 +137,9 @@ def test_persistent_failures_end_in_one_clear_error(hub):
 
 
 def test_timeouts_are_retried_then_reported(hub, monkeypatch):
-    import hubfit.hub
+    import hubfit.source.hub
 
-    monkeypatch.setattr(hubfit.hub, "HTTP_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(hubfit.source.hub, "HTTP_TIMEOUT_S", 0.2)
     hub.latency_s = 0.6  # every answer comes after the client gave up
     sleeps: list[float] = []
     with pytest.raises(NetworkError, match="Timeout after 5 attempts"):

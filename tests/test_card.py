@@ -17,10 +17,10 @@ from publish_support import (
 import hubfit
 from fixtures.hub_writes import discussions, lose_next_answers, readme
 from hubfit.errors import ConflictError, DiscussionsDisabledError, PublishError
-from hubfit.hub import HubClient
 from hubfit.publish._hub import Publisher
 from hubfit.publish.card import PR_TITLE, apply_card, plan_card, render_section
 from hubfit.publish.cardtext import current_section
+from hubfit.source.hub import HubClient
 
 
 def publisher(token: str, sleeps: list[float] | None = None) -> Publisher:
@@ -237,7 +237,7 @@ def test_rate_limit_is_waited_out(hub):
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    from hubfit.cli import main
+    from hubfit.cli.commands import main
 
     code = main(list(args))
     out, err = capsys.readouterr()

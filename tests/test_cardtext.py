@@ -7,7 +7,6 @@ import subprocess
 import pytest
 
 from hubfit.errors import PublishError
-from hubfit.markdown import cell, code
 from hubfit.publish.cardtext import (
     END_MARKER,
     START_MARKER,
@@ -16,6 +15,7 @@ from hubfit.publish.cardtext import (
     current_section,
     find_section,
 )
+from hubfit.render.markup import cell, code
 
 # Front matter written the way people write it by hand: every construct below is one that huggingface_hub's
 # ModelCard round trip rewrites (research/ecosystem.md §1.6: comments dropped, flow list -> block list,

@@ -11,7 +11,7 @@ import pytest
 
 import hubfit
 from hubfit.errors import HeaderError, NoWeightsError, PrivateRepoError
-from hubfit.hub import HubClient
+from hubfit.source.hub import HubClient
 
 LLAMA2_70B = 68_976_648_192  # meta-llama/Llama-2-70b-hf, F16 elements without the inv_freq buffers
 LLAMA2_7B = (

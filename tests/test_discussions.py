@@ -8,7 +8,6 @@ from publish_support import BOT, BOT_TOKEN, OTHER_TOKEN, new_repo, publish_write
 import hubfit
 from fixtures.hub_writes import discussions, lose_next_answers
 from hubfit.errors import DiscussionsDisabledError, PublishError
-from hubfit.hub import HubClient
 from hubfit.publish._hub import Publisher
 from hubfit.publish.discussions import (
     COMMENT_MARKER,
@@ -17,6 +16,7 @@ from hubfit.publish.discussions import (
     plan_comment,
     render_comment,
 )
+from hubfit.source.hub import HubClient
 
 
 def comment(repo_id: str, token: str = BOT_TOKEN, discussion: int | None = None):
@@ -130,7 +130,7 @@ def test_lost_answer_does_not_post_a_second_comment(hub):
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    from hubfit.cli import main
+    from hubfit.cli.commands import main
 
     code = main(list(args))
     out, err = capsys.readouterr()

@@ -20,9 +20,9 @@ import pytest
 
 import hubfit
 from fixtures.catalog import real_config
-from hubfit import kv, memory
 from hubfit.errors import UnknownGPUError, UsageError
-from hubfit.fit import (
+from hubfit.fit.gpus import find_gpu
+from hubfit.fit.planner import (
     FitReport,
     HardwareQuery,
     Layout,
@@ -33,10 +33,10 @@ from hubfit.fit import (
     render_text,
     valid_tp,
 )
-from hubfit.hardware import find_gpu
-from hubfit.hub import HubClient
-from hubfit.memory import Workload
-from hubfit.model import ModelConfig
+from hubfit.model.config import ModelConfig
+from hubfit.sizing import kv, memory
+from hubfit.sizing.memory import Workload
+from hubfit.source.hub import HubClient
 
 TOKEN = "hf_granted"  # the fixture token with access to the gated meta-llama repos
 
@@ -401,7 +401,7 @@ def test_cli_unknown_gpu_fails_before_any_hub_request(hub):
 
 
 def test_colour_only_on_a_terminal_without_no_color(monkeypatch):
-    from hubfit import cli
+    from hubfit.cli import commands as cli
 
     class Tty:
         def isatty(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 import hubfit
-from hubfit.hub import HubClient
+from hubfit.source.hub import HubClient
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 SD15_FP16_ONLY = "hubfit-fixtures/sd15-fp16-only"

@@ -269,7 +269,7 @@ def test_parse_pr_ref():
 def test_cli_github_pr_comment_created_then_updated(gh, hub, monkeypatch, capsys):
     from publish_support import new_repo, resave_in_bf16
 
-    from hubfit.cli import main
+    from hubfit.cli.commands import main
 
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     monkeypatch.setenv("GITHUB_API_URL", API)
@@ -288,7 +288,7 @@ def test_cli_github_pr_comment_created_then_updated(gh, hub, monkeypatch, capsys
 
 
 def test_cli_github_pr_without_token_exits_2(monkeypatch, capsys):
-    from hubfit.cli import main
+    from hubfit.cli.commands import main
 
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)
     assert main(["comment", "examples/whatever", "--github-pr", "a/b#1"]) == 2

@@ -7,9 +7,9 @@ from importlib import resources
 
 import pytest
 
-from hubfit import hardware
 from hubfit.errors import UnknownGPUError, UsageError
-from hubfit.hardware import catalog, custom_gpu, default_gpus, find_gpu, parse_size
+from hubfit.fit import gpus as hardware
+from hubfit.fit.gpus import catalog, custom_gpu, default_gpus, find_gpu, parse_size
 
 MIB = 2**20
 GIB = 2**30

@@ -12,9 +12,9 @@ import json
 import pytest
 
 from fixtures.catalog import CONFIGS_DIR, model_dir
-from hubfit import kv
 from hubfit.errors import UsageError
-from hubfit.model import ModelConfig
+from hubfit.model.config import ModelConfig
+from hubfit.sizing import kv
 
 
 def real(repo_id: str) -> ModelConfig:

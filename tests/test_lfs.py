@@ -19,10 +19,10 @@ import responses
 
 from fixtures.catalog import LLAMA2_70B
 from fixtures.hub_server import FileEntry, safetensors_header_bytes
-from hubfit import lfs
 from hubfit.constants import FIRST_READ_BYTES
 from hubfit.errors import HeaderError, LfsPointerError, NetworkError
-from hubfit.lfs import LfsAction, LfsClient, LfsHeaderReader, LfsPointer, parse_pointer, read_pointer
+from hubfit.source import lfs
+from hubfit.source.lfs import LfsAction, LfsClient, LfsHeaderReader, LfsPointer, parse_pointer, read_pointer
 
 LFS_URL = "https://github.com/octo-org/llama.git/info/lfs"
 CDN = "https://objects.example.test"
@@ -376,7 +376,7 @@ def test_reader_falls_back_to_the_hub(tmp_path: Path, shards: dict[str, FileEntr
         asked.append(filename)
         entry = shards[filename]
         length = len(entry.prefix) - 8
-        from hubfit.safetensors import parse_header
+        from hubfit.formats.safetensors import parse_header
 
         header = parse_header(entry.prefix[8:], filename=filename, length=length, file_size=entry.size)
         return header, f"org/llama@main:{filename}"
@@ -433,6 +433,6 @@ def test_hub_header_reader_refuses_content_not_on_the_hub(hub, shards: dict[str,
 
 def _hub_client():
     from fixtures.catalog import TOKEN_GRANTED
-    from hubfit.hub import HubClient
+    from hubfit.source.hub import HubClient
 
     return HubClient(token=TOKEN_GRANTED)

@@ -18,12 +18,12 @@ import yaml
 from fixtures.build import header
 from fixtures.catalog import CONFIGS_DIR, model_dir
 from fixtures.families import llama_tensors
-from hubfit import memory
-from hubfit.analysis import component_from_headers
 from hubfit.errors import UsageError
-from hubfit.model import ModelConfig
+from hubfit.formats.safetensors import validate_header
+from hubfit.model.config import ModelConfig
+from hubfit.pipeline import component_from_headers
 from hubfit.report import Report
-from hubfit.safetensors import validate_header
+from hubfit.sizing import memory
 
 
 def raw_config(repo_id: str) -> dict:
@@ -227,8 +227,8 @@ def test_layer_bytes_for_partial_offload(llama70: Report) -> None:
 
 def test_analyze_with_a_workload_fills_report_memory() -> None:
     from fixtures.catalog import TOKEN_GRANTED
-    from hubfit.analysis import analyze
-    from hubfit.render import to_markdown, to_text
+    from hubfit.pipeline import analyze
+    from hubfit.render.report import to_markdown, to_text
 
     work = memory.Workload(precisions=("bf16",), overhead=0.2)
     report = analyze("meta-llama/Llama-3.1-405B", token=TOKEN_GRANTED, workload=work)

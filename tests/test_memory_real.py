@@ -12,8 +12,8 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from benchmarks import memory_gpu  # noqa: E402
-from hubfit import memory  # noqa: E402
-from hubfit.analysis import analyze  # noqa: E402
+from hubfit.pipeline import analyze  # noqa: E402
+from hubfit.sizing import memory  # noqa: E402
 
 
 @pytest.mark.parametrize("name", list(memory_gpu.MODELS))

@@ -10,7 +10,7 @@ import pytest
 from stfile import file_bytes, header
 
 from hubfit.errors import HeaderError, LfsPointerError
-from hubfit.safetensors import header_length, parse_header, read_local_header
+from hubfit.formats.safetensors import header_length, parse_header, read_local_header
 
 
 def _raw(obj) -> bytes:

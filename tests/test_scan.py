@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-import hubfit.hub
-from hubfit.cli import main
+import hubfit.source.hub
+from hubfit.cli.commands import main
 from hubfit.errors import UsageError
-from hubfit.scan import ScanOptions, ScanQuery, run_scan
-from hubfit.scan_format import write
-from hubfit.scan_store import ListedRepo, ScanStore
+from hubfit.scan.runner import ScanOptions, ScanQuery, run_scan
+from hubfit.scan.store import ListedRepo, ScanStore
+from hubfit.scan.table import write
 
 ROOT = Path(__file__).resolve().parent.parent
 LLAMA = "meta-llama/Llama-2-70b-hf"
@@ -74,8 +74,8 @@ def store(tmp_path):
 @pytest.fixture
 def fast_retries(monkeypatch):
     """Retries without waiting: the tests force failures and must stay fast."""
-    monkeypatch.setattr(hubfit.hub, "RETRY_ATTEMPTS", 2)
-    monkeypatch.setattr(hubfit.hub, "RETRY_BASE_S", 0.0)
+    monkeypatch.setattr(hubfit.source.hub, "RETRY_ATTEMPTS", 2)
+    monkeypatch.setattr(hubfit.source.hub, "RETRY_BASE_S", 0.0)
 
 
 def by_repo(store, scan_id):

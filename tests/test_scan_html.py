@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from hubfit.scan import ScanQuery, run_scan, write_outputs
-from hubfit.scan_html import PageInfo, write_html
-from hubfit.scan_store import ListedRepo, ScanStore
+from hubfit.scan.html import PageInfo, write_html
+from hubfit.scan.runner import ScanQuery, run_scan, write_outputs
+from hubfit.scan.store import ListedRepo, ScanStore
 
 # Debian's chromium (ci/install-chromium.sh); GitHub's Ubuntu runners ship Google Chrome instead.
 CHROMIUM = next(

@@ -14,13 +14,13 @@ import pytest
 
 import hubfit.publish._hub
 from fixtures.hub_writes import discussions, readme, writes
-from hubfit.cli import main
+from hubfit.cli.commands import main
 from hubfit.publish.card import PR_TITLE
 from hubfit.publish.cardtext import current_section
 from hubfit.publish.discussions import DISCUSSION_TITLE
-from hubfit.scan import ScanOptions, ScanQuery, run_scan
-from hubfit.scan_publish import publish_scan
-from hubfit.scan_store import ScanStore
+from hubfit.scan.publish import publish_scan
+from hubfit.scan.runner import ScanOptions, ScanQuery, run_scan
+from hubfit.scan.store import ScanStore
 
 LLAMA = "meta-llama/Llama-2-70b-hf"
 BOT, BOT_TOKEN = "scan-bot", "hf_scan_bot"  # may open pull requests and discussions anywhere

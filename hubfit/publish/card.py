@@ -30,8 +30,8 @@ from typing import Any
 
 from hubfit import __version__
 from hubfit.errors import UsageError
-from hubfit.markdown import cell, code
 from hubfit.publish.cardtext import END_MARKER, START_MARKER, apply_section, card_diff, current_section
+from hubfit.render.markup import cell, code
 from hubfit.units import gb, gib, human_bytes, human_count
 
 __all__ = [

@@ -1,0 +1,1 @@
+"""The GitHub Action on model repositories (``python -m hubfit.action``)."""

@@ -1,0 +1,5 @@
+import sys
+
+from hubfit.action.run import main
+
+sys.exit(main())

@@ -1,0 +1,176 @@
+"""Renderings of a :class:`~hubfit.report.Report`: terminal text and Markdown. JSON is ``Report.to_dict()``.
+
+Renderers format what the report holds; they never compute a figure of their own.
+"""
+
+from __future__ import annotations
+
+from hubfit.render.markup import cell, code
+from hubfit.report import Component, Report
+from hubfit.units import GB, GIB, human_bytes, human_count
+
+__all__ = ["to_markdown", "to_text"]
+
+
+def _quant_line(report: Report) -> str | None:
+    q = report.quantization
+    if q is None:
+        return None
+    parts = [q.method]
+    if q.bits:
+        parts.append(f"{q.bits:g}-bit")
+    if q.group_size == -1:
+        parts.append("one group per output channel")  # GPTQ's group_size -1
+    elif q.group_size:
+        parts.append(f"group size {q.group_size}")
+    return ", ".join(parts)
+
+
+def _dtype_list(values: dict[str, int], fmt) -> str:
+    return " · ".join(f"{dtype} {fmt(n)}" for dtype, n in values.items())
+
+
+def _title(report: Report) -> str:
+    where = f"{report.revision} ({report.sha[:12]})" if report.sha else report.revision
+    return f"{report.repo_id} @ {where} [{report.source}]"
+
+
+def _component_rows(report: Report) -> list[Component]:
+    return report.components if len(report.components) > 1 else []
+
+
+def to_text(report: Report, *, color: bool = False) -> str:
+    """A readable terminal summary (sizes in GB = 10^9 bytes, with GiB = 2^30 bytes beside).
+
+    ``color``: ANSI colours in the GPU fit table (the CLI passes true only on a terminal without ``NO_COLOR``).
+    """
+    p, w = report.parameters, report.weights
+    lines = [_title(report), ""]
+    params = f"{p.total:,} ({human_count(p.total)})"
+    if p.active != p.total:
+        params += f"   active per token {p.active:,} ({human_count(p.active)})"
+    rows = [
+        ("Parameters", params),
+        ("Stored elements", _dtype_list(p.stored_by_dtype, lambda n: f"{n:,}")),
+        ("Weights", f"{human_bytes(w.bytes)} in {w.files} file{'s' if w.files != 1 else ''}"),
+        ("By dtype", _dtype_list(w.bytes_by_dtype, human_bytes)),
+    ]
+    quant = _quant_line(report)
+    if quant:
+        rows.append(("Quantization", quant))
+    if report.adapter:
+        rows.append(("Adapter", f"{report.adapter.get('peft_type')} for {report.adapter.get('base_model')}"))
+    width = max(len(label) for label, _ in rows)
+    lines += [f"{label:<{width}}  {value}" for label, value in rows]
+    comps = _component_rows(report)
+    if comps:
+        lines += ["", "Components"]
+        name_w = max(len(c.name or "(root)") for c in comps)
+        for c in comps:
+            lines.append(
+                f"  {c.name or '(root)':<{name_w}}  {c.parameters.total:>16,}  {human_bytes(c.weights.bytes)}"
+            )
+    if report.memory is not None:
+        lines += ["", *_memory_text(report.memory)]
+    if report.fit is not None:
+        from hubfit.fit.planner import render_text
+
+        lines += ["", *render_text(report.fit, color=color).splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+_MEMORY_HEADER = (
+    "precision",
+    "bits/weight",
+    "weights GB",
+    "KV cache GB",
+    "overhead GB",
+    "total GB",
+    "total GiB",
+)
+
+
+def _size(n: int, unit: int) -> str:
+    """One decimal from 10 units up (974.0 GB), two below (1.34 GB)."""
+    value = n / unit
+    return f"{value:,.1f}" if value >= 10 else f"{value:,.2f}"
+
+
+def _memory_rows(memory) -> list[tuple[str, ...]]:
+    return [
+        (
+            e.precision,
+            f"{e.bits_per_weight:g}",
+            _size(e.weights_bytes, GB),
+            _size(e.kv_cache_bytes, GB),
+            _size(e.overhead_bytes, GB),
+            _size(e.total_bytes, GB),
+            _size(e.total_bytes, GIB),
+        )
+        for e in memory.estimates
+    ]
+
+
+def _memory_notes(memory) -> list[str]:
+    kv, parts = memory.kv_cache, memory.overhead
+    layers = ", ".join(f"{n} {kind}" for kind, n in kv.layers.items())
+    if parts.fraction is not None:
+        notes = [f"Seed formula: overhead = {parts.fraction:g} x weights; KV cache not counted"]
+    elif not layers:
+        notes = ["KV cache: none (no decoder attention or recurrent-state layers)"]
+    else:
+        notes = [
+            f"KV cache: {kv.context:,} tokens x batch {kv.batch}, {kv.dtype}, {kv.bytes_per_token:,} B per token "
+            f"({layers} layers): {human_bytes(kv.bytes)}"
+        ]
+    if parts.fraction is None:
+        notes.append(
+            f"Overhead per GPU: CUDA/framework {human_bytes(parts.fixed)} + activations {human_bytes(parts.activations)}"
+            f" + logits {human_bytes(parts.logits)} + allocator slack {human_bytes(parts.slack)}"
+        )
+    notes += [p.describe() for p in memory.precisions if p.family != "float"]
+    return notes
+
+
+def _memory_text(memory) -> list[str]:
+    rows = [_MEMORY_HEADER, *_memory_rows(memory)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(_MEMORY_HEADER))]
+    lines = ["Memory (GB = 10^9 bytes, GiB = 2^30 bytes)"]
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  " + "  ".join(cells))
+    return lines + ["  " + note for note in _memory_notes(memory)]
+
+
+def to_markdown(report: Report) -> str:
+    """A Markdown summary; strings from the repository are escaped."""
+    p, w = report.parameters, report.weights
+    out = [f"### {code(report.repo_id)}", ""]
+    out.append(f"Revision {code(report.revision)}" + (f" (commit `{report.sha}`)" if report.sha else ""))
+    out += ["", "| | |", "|---|---|"]
+    out.append(f"| Parameters | {p.total:,} ({human_count(p.total)}) |")
+    if p.active != p.total:
+        out.append(f"| Active parameters per token | {p.active:,} ({human_count(p.active)}) |")
+    out.append(f"| Stored elements | {_dtype_list(p.stored_by_dtype, lambda n: f'{n:,}')} |")
+    out.append(f"| Weights | {human_bytes(w.bytes)} in {w.files} file{'s' if w.files != 1 else ''} |")
+    quant = _quant_line(report)
+    if quant:
+        out.append(f"| Quantization | {cell(quant)} |")
+    comps = _component_rows(report)
+    if comps:
+        out += ["", "| Component | Parameters | Weights |", "|---|---:|---:|"]
+        for c in comps:
+            out.append(
+                f"| {cell(c.name or '(root)')} | {c.parameters.total:,} | {human_bytes(c.weights.bytes)} |"
+            )
+    if report.memory is not None:
+        out += ["", "| " + " | ".join(_MEMORY_HEADER) + " |", "|---|" + "---:|" * (len(_MEMORY_HEADER) - 1)]
+        out += ["| " + " | ".join(row) + " |" for row in _memory_rows(report.memory)]
+        out += [""] + [f"- {note}" for note in _memory_notes(report.memory)]  # hubfit's own text
+    if report.fit is not None:
+        from hubfit.fit.planner import render_markdown
+
+        out += ["", render_markdown(report.fit).rstrip("\n")]
+    out.append("")
+    out.append("Sizes: GB = 10^9 bytes, GiB = 2^30 bytes.")
+    return "\n".join(out) + "\n"

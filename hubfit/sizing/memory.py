@@ -1,0 +1,530 @@
+"""Memory needed to run a model: weights per precision, KV cache, runtime overhead.
+
+For each precision a row ``weights + KV cache + overhead = total`` (bytes):
+
+- **weights**: the checkpoint as stored (``stored``: the bytes of its tensors, quantization metadata included),
+  or every logical parameter re-expressed in a target precision from ``data/precisions.yaml``. Each format
+  keeps some tensors at higher precision, by role (:data:`hubfit.params.ROLES`): transformers-style formats
+  (fp8, int8, int4, mxfp4, nvfp4) quantize only linear and expert weights and keep embeddings, the output head,
+  norms, routers and biases in 16-bit; GGUF types also quantize the embedding and output matrices and keep
+  1-D tensors and routers in F32; ``--bpw`` follows ExLlamaV2 (head at 6 bits). A tied output head counts once.
+- **KV cache**: :mod:`hubfit.kv` (per-layer specs, vLLM style) for the workload's context, batch and KV dtype.
+- **overhead**: the documented model in ``data/precisions.yaml`` (``overhead:``): a fixed CUDA/framework amount
+  per GPU, the activation workspace of one prefill chunk (hidden, intermediate and vocabulary sizes) and
+  allocator slack; or, with ``Workload(overhead=F)``, the seed formula ``F x weights`` and nothing else
+  (``M = weights x (1 + F)``, no KV cache: Llama 3.1 405B at 16 bits with ``F = 0.2`` is 974.0 GB).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from hubfit.errors import UsageError
+from hubfit.model.config import ModelConfig
+from hubfit.model.params import ROLES, LogicalTensor
+from hubfit.sizing import kv
+
+__all__ = [
+    "DEFAULT_CONTEXT",
+    "Estimate",
+    "GPUShare",
+    "KVCacheSummary",
+    "MemoryReport",
+    "OverheadParts",
+    "Precision",
+    "Workload",
+    "default_precisions",
+    "estimate",
+    "layer_bytes",
+    "overhead_bytes",
+    "overhead_parts",
+    "per_gpu",
+    "precision",
+    "precision_names",
+    "resolve_context",
+    "weights_bytes",
+]
+
+#: Context when the workload names none: 4096 tokens, capped at the model's max_position_embeddings.
+DEFAULT_CONTEXT = 4096
+
+#: The pseudo-precision "the checkpoint as stored".
+STORED = "stored"
+
+
+@cache
+def _data() -> dict[str, Any]:
+    text = resources.files("hubfit").joinpath("data/precisions.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+# ---- workload --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the model is asked to run.
+
+    Attributes:
+        context: tokens per sequence; ``None`` -> :data:`DEFAULT_CONTEXT` capped at max_position_embeddings;
+            ``0`` -> weights only (no KV cache, no activations).
+        batch: concurrent sequences.
+        kv_dtype: ``fp8`` | ``fp16`` | ``bf16`` | ``fp32``; ``None`` -> 16-bit (:func:`hubfit.kv.default_kv_dtype`).
+        precisions: precision rows to show (names from ``data/precisions.yaml`` or ``stored``); ``()`` -> the
+            default set.
+        bpw: extra rows at these average bits per weight (ExLlamaV2-style mixes).
+        overhead: a fraction of the weights (the seed formula ``M = weights x (1 + overhead)``, no KV cache);
+            ``None`` -> the documented overhead model.
+    """
+
+    context: int | None = None
+    batch: int = 1
+    kv_dtype: str | None = None
+    precisions: tuple[str, ...] = ()
+    bpw: tuple[float, ...] = ()
+    overhead: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.context is not None and self.context < 0:
+            raise UsageError(f"--context must be 0 or more tokens, got {self.context}")
+        if self.batch < 1:
+            raise UsageError(f"--batch must be at least 1, got {self.batch}")
+        if self.overhead is not None:
+            if not 0 <= self.overhead <= 10:
+                raise UsageError(f"--overhead is a fraction of the weights (e.g. 0.2), got {self.overhead}")
+            if self.context:
+                raise UsageError(
+                    "--overhead F is the seed formula weights x (1 + F), without KV cache; "
+                    "it cannot be combined with --context"
+                )
+        for bits in self.bpw:
+            if not 1 <= bits <= 32:
+                raise UsageError(f"--bpw must be between 1 and 32 bits per weight, got {bits:g}")
+        if self.kv_dtype is not None:
+            kv.kv_dtype_bytes(self.kv_dtype)  # raises UsageError for an unknown name
+        for name in self.precisions:
+            precision(name)
+
+
+def resolve_context(config: ModelConfig | None, workload: Workload) -> int:
+    """The context in tokens: the workload's, else :data:`DEFAULT_CONTEXT` capped at the model's maximum."""
+    if workload.overhead is not None:
+        return 0
+    if workload.context is not None:
+        return workload.context
+    if config is None or not kv.kv_specs(config):
+        return 0
+    limit = config.max_position_embeddings
+    return min(DEFAULT_CONTEXT, limit) if limit else DEFAULT_CONTEXT
+
+
+# ---- precisions ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a target format stores each tensor.
+
+    Attributes:
+        name: ``bf16``, ``int4``, ``Q4_K``, ``2.5bpw`` ... or ``stored``.
+        family: ``float`` | ``transformers`` | ``gguf`` | ``exl2`` | ``stored``.
+        bits: effective bits per quantized weight, group scales and zero points included.
+        quantized_roles: tensor roles stored at ``bits``.
+        kept_bits: bits of every other parameter tensor (``None``: all roles are quantized).
+        lm_head_bits: bits of the output head when the format gives it its own (ExLlamaV2).
+        note: what the format is, in a phrase.
+        source: where the figures come from.
+    """
+
+    name: str
+    family: str
+    bits: Fraction
+    quantized_roles: frozenset[str]
+    kept_bits: int | None = None
+    lm_head_bits: int | None = None
+    note: str = ""
+    source: str = ""
+
+    def tensor_bytes(self, tensor: LogicalTensor) -> int:
+        """Bytes of one tensor in this precision (0 for tied copies and dropped quantization metadata)."""
+        if self.family == STORED:
+            return 0 if tensor.tied_to else tensor.stored_bytes
+        if tensor.tied_to or tensor.role == "quant_meta":
+            return 0
+        if tensor.role == "buffer" or not tensor.parameters:
+            return tensor.stored_bytes
+        if tensor.role == "lm_head" and self.lm_head_bits is not None:
+            bits: Fraction = Fraction(self.lm_head_bits)
+        elif tensor.role in self.quantized_roles or self.kept_bits is None:
+            bits = self.bits
+        else:
+            bits = Fraction(self.kept_bits)
+        return math.ceil(tensor.parameters * bits / 8)
+
+    def describe(self) -> str:
+        """One line: which tensors take which bits."""
+        if self.family == STORED:
+            return "stored: every tensor as the checkpoint stores it"
+        quantized = ", ".join(role for role in ROLES if role in self.quantized_roles)
+        text = f"{self.name}: {quantized} weights at {float(self.bits):g} bits"
+        if self.lm_head_bits is not None:
+            text += f"; lm_head at {self.lm_head_bits} bits"
+        if self.kept_bits is not None:
+            text += f"; other tensors (norms, routers, biases ...) at {self.kept_bits} bits"
+        return text + (f" ({self.note})" if self.note else "")
+
+
+def precision_names() -> tuple[str, ...]:
+    """Every precision name ``precision()`` accepts (besides ``stored`` and ``<n>bpw``)."""
+    return tuple(_data()["precisions"])
+
+
+def default_precisions() -> tuple[str, ...]:
+    """The rows shown when the workload names none."""
+    return tuple(_data()["default_precisions"])
+
+
+def _effective_bits(row: dict[str, Any]) -> Fraction:
+    if "block_weights" in row:
+        return Fraction(8 * int(row["block_bytes"]), int(row["block_weights"]))
+    bits = Fraction(str(row["bits"]))
+    if row.get("group_size"):
+        bits += Fraction(int(row.get("scale_bits", 0)) + int(row.get("zero_bits", 0)), int(row["group_size"]))
+    return bits
+
+
+@cache
+def _precision(name: str) -> Precision:
+    data = _data()
+    if name == STORED:
+        return Precision(
+            STORED, STORED, Fraction(0), frozenset(), source="the checkpoint's safetensors headers"
+        )
+    if name.endswith("bpw"):
+        try:
+            bits = Fraction(name[: -len("bpw")])
+        except ValueError:
+            raise UsageError(f"unknown precision {name!r}") from None
+        fam = data["families"]["exl2"]
+        return Precision(
+            f"{float(bits):g}bpw",
+            "exl2",
+            bits,
+            frozenset(fam["quantized_roles"]),
+            int(fam["kept_bits"]),
+            int(fam["lm_head_bits"]),
+            "an average bits per weight over the decoder's linear layers, as ExLlamaV2 EXL2 mixes",
+            " ".join(str(fam["source"]).split()),
+        )
+    lookup = {key.lower(): key for key in data["precisions"]}
+    key = lookup.get(name.lower())
+    if key is None:
+        raise UsageError(
+            f"unknown precision {name!r}; choose one of stored, {', '.join(data['precisions'])} or use --bpw"
+        )
+    row = data["precisions"][key]
+    fam = data["families"][row["family"]]
+    kept = fam.get("kept_bits")
+    return Precision(
+        key,
+        row["family"],
+        _effective_bits(row),
+        frozenset(fam["quantized_roles"]),
+        int(kept) if kept is not None else None,
+        None,
+        str(row.get("note", "")),
+        " ".join(str(row.get("source", "")).split()),
+    )
+
+
+def precision(name: str | float) -> Precision:
+    """The :class:`Precision` for a name (case-insensitive), ``stored``, or a bits-per-weight number."""
+    if isinstance(name, int | float) and not isinstance(name, bool):
+        if not 1 <= name <= 32:
+            raise UsageError(f"--bpw must be between 1 and 32 bits per weight, got {name:g}")
+        return _precision(f"{name!r}bpw")
+    return _precision(str(name).strip())
+
+
+# ---- weights -----------------------------------------------------------------------------------------------
+
+
+def _all_tensors(report: Any) -> list[LogicalTensor]:
+    return [t for c in report.components for t in c.tensors]
+
+
+def weights_bytes(report: Any, precision_or_bpw: str | float | Precision) -> int:
+    """Bytes of every component's weights in a precision (name, ``stored`` or a bits-per-weight number)."""
+    prec = precision_or_bpw if isinstance(precision_or_bpw, Precision) else precision(precision_or_bpw)
+    return sum(prec.tensor_bytes(t) for t in _all_tensors(report))
+
+
+def layer_bytes(report: Any, precision_or_bpw: str | float | Precision) -> list[int]:
+    """Bytes of each decoder layer of the main component (index = layer); for llama.cpp ``-ngl`` offload views.
+
+    ``weights_bytes(report, p) - sum(layer_bytes(report, p))`` is what is outside the layers (embeddings,
+    output head, final norm, other components).
+    """
+    prec = precision_or_bpw if isinstance(precision_or_bpw, Precision) else precision(precision_or_bpw)
+    main = report.main
+    config = main.config
+    count = (config.num_hidden_layers if config is not None else None) or 0
+    layered = [t for t in main.tensors if t.layer is not None]
+    count = max([count] + [t.layer + 1 for t in layered])
+    out = [0] * count
+    for t in layered:
+        out[t.layer] += prec.tensor_bytes(t)
+    return out
+
+
+# ---- overhead ------------------------------------------------------------------------------------------
+
+
+def _overhead_constant(name: str) -> Any:
+    return _data()["overhead"][name]["value"]
+
+
+def _ffn_width(config: ModelConfig) -> int:
+    """Intermediate width one token passes through: dense FFN, or the routed + shared experts it uses."""
+    hidden = config.hidden_size or 0
+    dense = config.intermediate_size or 4 * hidden
+    if not config.is_moe:
+        return dense
+    per_expert = config.get("moe_intermediate_size", "expert_intermediate_size") or dense
+    k = config.num_experts_per_tok or 1
+    shared = config.get("shared_expert_intermediate_size") or config.num_shared_experts * per_expert
+    moe = int(per_expert) * k + int(shared)
+    has_dense_layers = bool(config.get("first_k_dense_replace")) and config.get("moe_intermediate_size")
+    return max(moe, dense) if has_dense_layers else moe
+
+
+@dataclass(frozen=True)
+class OverheadParts:
+    """The overhead of one GPU, by part (bytes); ``fraction`` set in seed mode (then only ``seed`` counts)."""
+
+    fixed: int = 0
+    activations: int = 0
+    logits: int = 0
+    slack: int = 0
+    seed: int = 0
+    fraction: float | None = None
+
+    @property
+    def total(self) -> int:
+        return self.fixed + self.activations + self.logits + self.slack + self.seed
+
+
+def overhead_parts(report: Any, weights: int, workload: Workload, tp: int = 1) -> OverheadParts:
+    """The overhead on one of ``tp`` tensor-parallel GPUs, by part."""
+    if workload.overhead is not None:
+        share = math.ceil(weights / tp)
+        return OverheadParts(seed=_fraction_of(share, workload.overhead), fraction=workload.overhead)
+    fixed = int(_overhead_constant("cuda_context_bytes"))
+    config = report.main.config
+    context = resolve_context(config, workload)
+    if config is None or not context or not config.hidden_size:
+        return OverheadParts(fixed=fixed)
+    tokens = min(context * workload.batch, int(_overhead_constant("prefill_chunk_tokens")))
+    width = int(_overhead_constant("activation_bytes"))
+    per_token = int(_overhead_constant("hidden_tensors")) * config.hidden_size + int(
+        _overhead_constant("intermediate_tensors")
+    ) * math.ceil(_ffn_width(config) / tp)
+    activations = tokens * width * per_token
+    vocab = config.vocab_size or 0
+    logits = (
+        workload.batch
+        * math.ceil(vocab / tp)
+        * int(_overhead_constant("logits_bytes"))
+        * int(_overhead_constant("logits_copies"))
+    )
+    slack = _fraction_of(activations + logits, float(_overhead_constant("allocator_slack")))
+    return OverheadParts(fixed=fixed, activations=activations, logits=logits, slack=slack)
+
+
+def _fraction_of(amount: int, fraction: float) -> int:
+    return round(amount * Fraction(str(fraction)))
+
+
+def overhead_bytes(report: Any, weights: int, workload: Workload, gpus: int = 1) -> int:
+    """Runtime overhead over ``gpus`` tensor-parallel GPUs (each holds its own fixed part and workspace)."""
+    if workload.overhead is not None:
+        return _fraction_of(weights, workload.overhead)
+    return overhead_parts(report, weights, workload, gpus).total * gpus
+
+
+# ---- the report section ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One precision row: ``total_bytes = weights_bytes + kv_cache_bytes + overhead_bytes``."""
+
+    precision: str
+    bits_per_weight: float
+    weights_bytes: int
+    kv_cache_bytes: int
+    overhead_bytes: int
+    total_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "precision": self.precision,
+            "bits_per_weight": self.bits_per_weight,
+            "weights_bytes": self.weights_bytes,
+            "kv_cache_bytes": self.kv_cache_bytes,
+            "overhead_bytes": self.overhead_bytes,
+            "total_bytes": self.total_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class KVCacheSummary:
+    """The KV cache of the workload (on one GPU, no tensor parallelism).
+
+    Attributes:
+        bytes_per_token: bytes one token of one sequence adds over all layers (before any window is full).
+        dtype: KV element type.
+        context: tokens per sequence.
+        batch: sequences.
+        bytes: the whole cache for the workload (recurrent states included).
+        layers: how many layers of each kind (``full``, ``sliding``, ``mla``, ``state`` ...).
+    """
+
+    bytes_per_token: int
+    dtype: str
+    context: int
+    batch: int
+    bytes: int
+    layers: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bytes_per_token": self.bytes_per_token,
+            "dtype": self.dtype,
+            "context": self.context,
+            "batch": self.batch,
+            "bytes": self.bytes,
+        }
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    """The memory section of a report: one :class:`Estimate` per precision and the KV cache.
+
+    ``overhead`` and ``precisions`` say how the figures were made (for renderers); :meth:`to_dict` gives the
+    ``estimates`` and ``kv_cache`` keys of the JSON.
+    """
+
+    estimates: list[Estimate]
+    kv_cache: KVCacheSummary
+    overhead: OverheadParts
+    precisions: list[Precision]
+    workload: Workload
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"estimates": [e.to_dict() for e in self.estimates], "kv_cache": self.kv_cache.to_dict()}
+
+
+def _kv_dtype(config: ModelConfig | None, workload: Workload) -> str:
+    if workload.kv_dtype is None:
+        return kv.default_kv_dtype(config)
+    return kv.canonical_kv_dtype(workload.kv_dtype)
+
+
+def _kv_summary(report: Any, workload: Workload) -> KVCacheSummary:
+    config = report.main.config
+    dtype = _kv_dtype(config, workload)
+    specs = kv.kv_specs(config) if config is not None else []
+    context = resolve_context(config, workload)
+    layers: dict[str, int] = {}
+    for spec in specs:
+        layers[spec.kind] = layers.get(spec.kind, 0) + 1
+    return KVCacheSummary(
+        bytes_per_token=kv.kv_bytes_per_token(specs, dtype),
+        dtype=dtype,
+        context=context,
+        batch=workload.batch,
+        bytes=kv.kv_cache_bytes(specs, context, workload.batch, dtype),
+        layers=layers,
+    )
+
+
+def _rows(workload: Workload) -> list[Precision]:
+    names = list(workload.precisions) or list(default_precisions())
+    rows: dict[str, Precision] = {}
+    for prec in [precision(n) for n in names] + [precision(float(b)) for b in workload.bpw]:
+        rows.setdefault(prec.name, prec)
+    return list(rows.values())
+
+
+def estimate(report: Any, workload: Workload | None = None) -> MemoryReport:
+    """The memory section for ``report`` under ``workload`` (default: 4096 tokens, batch 1, 16-bit KV)."""
+    workload = workload or Workload()
+    summary = _kv_summary(report, workload)
+    params = report.parameters.total
+    rows = _rows(workload)
+    kv_bytes = 0 if workload.overhead is not None else summary.bytes
+    estimates = []
+    parts = OverheadParts()
+    for prec in rows:
+        weights = weights_bytes(report, prec)
+        overhead = overhead_bytes(report, weights, workload)
+        parts = overhead_parts(report, weights, workload)
+        estimates.append(
+            Estimate(
+                precision=prec.name,
+                bits_per_weight=round(weights * 8 / params, 3) if params else 0.0,
+                weights_bytes=weights,
+                kv_cache_bytes=kv_bytes,
+                overhead_bytes=overhead,
+                total_bytes=weights + kv_bytes + overhead,
+            )
+        )
+    return MemoryReport(estimates, summary, parts, rows, workload)
+
+
+# ---- per GPU (for the fit engineer) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GPUShare:
+    """What one of ``tp`` tensor-parallel GPUs holds (bytes)."""
+
+    tp: int
+    weights_bytes: int
+    kv_cache_bytes: int
+    overhead_bytes: int
+    overhead: OverheadParts
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_cache_bytes + self.overhead_bytes
+
+
+def per_gpu(
+    report: Any, precision_or_bpw: str | float | Precision, workload: Workload, tp: int = 1
+) -> GPUShare:
+    """One GPU's share with tensor parallelism over ``tp`` GPUs.
+
+    Weights split evenly (``ceil(weights / tp)``); the KV cache per rank (:func:`hubfit.kv.kv_cache_bytes_per_gpu`:
+    KV heads split, replicated when ``tp > kv_heads``, MLA latents replicated); the fixed overhead on every GPU and
+    the activation workspace with its intermediate-wide part split.
+    """
+    if tp < 1:
+        raise UsageError(f"tensor-parallel degree must be at least 1, got {tp}")
+    weights = weights_bytes(report, precision_or_bpw)
+    config = report.main.config
+    kv_rank = 0
+    if workload.overhead is None and config is not None:
+        kv_rank = kv.kv_cache_bytes_per_gpu(
+            config, resolve_context(config, workload), workload.batch, _kv_dtype(config, workload), tp
+        )
+    parts = overhead_parts(report, weights, workload, tp)
+    return GPUShare(tp, math.ceil(weights / tp), kv_rank, parts.total, parts)
