@@ -36,9 +36,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from hubfit.formats.safetensors import validate_header  # noqa: E402
+from hubfit.model.component import Model, component_from_headers  # noqa: E402
 from hubfit.model.config import ModelConfig  # noqa: E402
-from hubfit.pipeline import component_from_headers  # noqa: E402
-from hubfit.report import Report  # noqa: E402
 from hubfit.sizing import kv, memory  # noqa: E402
 
 CONFIGS = ROOT / "fixtures" / "configs"
@@ -110,7 +109,7 @@ _DTYPES = {
 }
 
 
-def report_of(model, raw: dict[str, Any]) -> Report:
+def report_of(model, raw: dict[str, Any]) -> Model:
     """hubfit's Report of a built model, as if its state_dict were saved to one safetensors file."""
     header: dict[str, Any] = {}
     seen: set[tuple[int, tuple[int, ...]]] = set()
@@ -129,7 +128,7 @@ def report_of(model, raw: dict[str, Any]) -> Report:
         offset += nbytes
     info = validate_header(header, filename="model.safetensors", length=0)
     part = component_from_headers([info], ModelConfig(raw))
-    return Report("benchmark/" + str(raw.get("model_type")), "main", None, "local", [part])
+    return Model("benchmark/" + str(raw.get("model_type")), "main", None, "local", [part])
 
 
 def model_bytes(model) -> int:

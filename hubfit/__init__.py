@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["HardwareQuery", "Report", "Workload", "__version__", "analyze"]
+__all__ = ["HardwareQuery", "Model", "Report", "Workload", "__version__", "analyze", "load_model"]
 
 _LAZY = {
     "analyze": ("hubfit.pipeline", "analyze"),
+    "load_model": ("hubfit.pipeline", "load_model"),
+    "Model": ("hubfit.model.component", "Model"),
     "Report": ("hubfit.report", "Report"),
     "Workload": ("hubfit.sizing.memory", "Workload"),
     "HardwareQuery": ("hubfit.fit.planner", "HardwareQuery"),
@@ -25,7 +27,8 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from hubfit.fit.planner import HardwareQuery
-    from hubfit.pipeline import analyze
+    from hubfit.model.component import Model
+    from hubfit.pipeline import analyze, load_model
     from hubfit.report import Report
     from hubfit.sizing.memory import Workload
 

@@ -1,19 +1,27 @@
-"""``analyze()``: from a repo id or directory to a :class:`~hubfit.report.Report`."""
+"""The pipeline, top to bottom: source -> model -> sizing -> fit -> :class:`~hubfit.report.Report`.
+
+``analyze()`` opens a source (Hub repo or local directory), builds the :class:`~hubfit.model.component.Model`
+from config.json and the safetensors headers, asks the sizing engine for the memory table and the fit for the
+GPU table, and returns the typed, frozen report every output renders.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from hubfit.formats.safetensors import SafetensorsHeader
 from hubfit.model import quant
+from hubfit.model.component import Component, Model, component_from_headers
 from hubfit.model.config import ModelConfig
 from hubfit.model.layout import ComponentFiles, find_components
-from hubfit.model.params import inventory
-from hubfit.model.quant import QuantFormat
-from hubfit.report import Component, ParameterSummary, Quantization, Report, WeightSummary
+from hubfit.report import Report
 from hubfit.source.sources import Progress, Source, open_source
 
-__all__ = ["analyze", "analyze_source", "component_from_headers"]
+if TYPE_CHECKING:
+    from hubfit.fit.planner import HardwareQuery
+    from hubfit.sizing.memory import Workload
+    from hubfit.source.hub import HubClient
+
+__all__ = ["analyze", "analyze_model", "analyze_source", "build_report", "load_model"]
 
 
 def analyze(
@@ -22,9 +30,9 @@ def analyze(
     revision: str | None = None,
     token: str | bool | None = None,
     progress: Progress | None = None,
-    client: Any = None,
-    workload: Any = None,
-    hardware: Any = None,
+    client: HubClient | None = None,
+    workload: Workload | None = None,
+    hardware: HardwareQuery | None = None,
 ) -> Report:
     """Analyse a model from its metadata only.
 
@@ -34,8 +42,8 @@ def analyze(
             read at the commit this resolves to, reported as ``Report.sha``.
         token: Hub token; ``None`` lets huggingface_hub find one (``HF_TOKEN``, ``hf auth login``).
         progress: called with ``(done, total)`` while shard headers are read.
-        client: a :class:`hubfit.hub.HubClient` to reuse (its counters accumulate).
-        workload: a :class:`hubfit.memory.Workload`; when given, ``Report.memory`` holds the memory estimate.
+        client: a :class:`hubfit.source.hub.HubClient` to reuse (its counters accumulate).
+        workload: a :class:`hubfit.sizing.Workload`; when given, ``Report.memory`` holds the memory estimate.
         hardware: a :class:`hubfit.fit.HardwareQuery`; when given, ``Report.fit`` holds the GPU fit (sized for
             ``workload``, default ``Workload()``).
 
@@ -46,22 +54,46 @@ def analyze(
     return analyze_source(source, workload=workload, hardware=hardware)
 
 
-def analyze_source(source: Source, *, workload: Any = None, hardware: Any = None) -> Report:
-    """Analyse an already opened :class:`~hubfit.sources.Source` (see :func:`analyze` for the arguments)."""
-    report = _metadata(source)
+def load_model(
+    model: str,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    progress: Progress | None = None,
+    client: HubClient | None = None,
+) -> Model:
+    """The model stage alone (tensors by role, config, counts) for a repo id or directory; see :func:`analyze`.
+
+    Size it with :func:`hubfit.sizing.estimate` and :func:`hubfit.fit.evaluate`, or :func:`build_report`.
+    """
+    return analyze_model(open_source(model, revision, token=token, progress=progress, client=client))
+
+
+def analyze_source(
+    source: Source, *, workload: Workload | None = None, hardware: HardwareQuery | None = None
+) -> Report:
+    """Analyse an already opened :class:`~hubfit.source.Source` (see :func:`analyze` for the arguments)."""
+    return build_report(analyze_model(source), workload=workload, hardware=hardware)
+
+
+def build_report(
+    model: Model, *, workload: Workload | None = None, hardware: HardwareQuery | None = None
+) -> Report:
+    """The report of an analysed model: its counts, and the memory and fit sections when asked for."""
+    memory = fit = None
     if workload is not None:
         from hubfit.sizing.memory import estimate
 
-        report.memory = estimate(report, workload)
+        memory = estimate(model, workload)
     if hardware is not None:
         from hubfit.fit.planner import evaluate
 
-        report.fit = evaluate(report, workload, hardware)
-    return report
+        fit = evaluate(model, workload, hardware)
+    return Report.of(model, memory=memory, fit=fit)
 
 
-def _metadata(source: Source) -> Report:
-    """The metadata part of the report: components, tensors, counts."""
+def analyze_model(source: Source) -> Model:
+    """The model stage for an opened source: components, tensors by role, counts (no sizing)."""
     files = source.files()
     layout = find_components(files, source.read_json)
     prefetch = getattr(source, "prefetch", None)
@@ -83,7 +115,7 @@ def _metadata(source: Source) -> Report:
             "r": cfg.get("r"),
             "target_modules": cfg.get("target_modules"),
         }
-    return Report(
+    return Model(
         repo_id=source.repo_id,
         revision=source.revision,
         sha=source.sha,
@@ -112,33 +144,4 @@ def _component(source: Source, part: ComponentFiles) -> Component:
         kind=part.kind,
         files=list(part.weights),
         extra=part.extra if part.kind != "adapter" else {},
-    )
-
-
-def component_from_headers(
-    headers: list[SafetensorsHeader],
-    config: ModelConfig | None,
-    *,
-    quant: QuantFormat | None = None,
-    name: str = "",
-    kind: str = "transformers",
-    files: list[str] | None = None,
-    extra: dict[str, Any] | None = None,
-) -> Component:
-    """A :class:`~hubfit.report.Component` from validated headers: tensor inventory, counts, quantization."""
-    tensors = inventory(headers, component=name, config=config, quant=quant)
-    quantization = None
-    if quant is not None:
-        method = quant.method or str(quant.config.get("quant_method", "unknown"))
-        quantization = Quantization(method, quant.bits, quant.group_size, quant.details())
-    return Component(
-        name=name,
-        kind=kind,
-        config=config,
-        tensors=tensors,
-        parameters=ParameterSummary.of(tensors, config),
-        weights=WeightSummary.of(tensors, len(headers)),
-        quantization=quantization,
-        files=list(files or [h.filename for h in headers]),
-        extra=dict(extra or {}),
     )

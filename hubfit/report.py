@@ -1,202 +1,199 @@
-"""The report: one object every output renders (table, JSON, Markdown, model card, comments, scan rows).
+"""The report: one typed, frozen object every output renders (text, JSON, Markdown, model card, comments, scan).
 
-Figures are computed once, when the report is built; renderers never recompute them. ``Report.to_dict()``
-is the ``--json`` output, schema ``hubfit/1`` (documented in the README).
+A :class:`Report` is plain data: counts, the memory section (:class:`~hubfit.sizing.memory.MemoryReport`) and
+the fit section (:class:`~hubfit.fit.planner.FitReport`). Figures are computed once, by the sizing engine and
+the fit, before the report is built; renderers format them and never compute one of their own.
+
+``Report.to_dict()`` is the ``--json`` document (schema ``hubfit/1``, :data:`SCHEMA_VERSION`);
+``Report.from_dict(report.to_dict()) == report`` for every report, so a stored document (the scan cache, the
+Action's JSON artefact) renders and publishes exactly as the live one. :func:`json_schema` is the JSON Schema of
+the document, generated from these types (shipped as ``hubfit/data/report.schema.json``).
+
+The memory and fit sections sit at the top level of the document, as they always have: ``estimates``,
+``kv_cache``, ``overhead``, ``precisions``, ``workload`` come from the memory section; ``fits``, ``best_bpw``,
+``fit_details`` and ``fit_settings`` from the fit section.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from hubfit import __version__
 from hubfit.constants import JSON_SCHEMA
-from hubfit.model.config import ModelConfig
-from hubfit.model.params import LogicalTensor, active_parameters
+from hubfit.errors import HeaderError
+from hubfit.fit.planner import FitReport
+from hubfit.model.component import Model, ParameterSummary, Quantization, WeightSummary
+from hubfit.sizing.memory import MemoryReport
 
-__all__ = ["Component", "ParameterSummary", "Quantization", "Report", "WeightSummary"]
+__all__ = ["SCHEMA_VERSION", "ComponentSummary", "Report", "json_schema"]
+
+#: Version of the document's shape within the ``hubfit/1`` family; raised on every change of a field.
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
-class ParameterSummary:
-    """Parameter counts.
+class ComponentSummary:
+    """One model of the repository, as counted (the root model, a diffusers component, an adapter ...).
 
     Attributes:
-        total: logical parameters (unpacked, without buffers, quantization metadata or tied copies).
-        active: parameters used per token (``total`` for a dense model).
-        stored_by_dtype: elements as stored in the files, per dtype (buffers and metadata included).
-        by_role: logical parameters per tensor role (embedding, linear, expert, norm ...).
+        name: ``""`` for the root model, else its subfolder (``unet``, ``text_encoder`` ...).
+        kind: ``transformers`` | ``diffusers`` | ``sentence-transformers`` | ``adapter`` | ``safetensors``.
+        model_type: ``config.json``'s ``model_type`` (``None`` without a config).
+        architectures: ``config.json``'s ``architectures``.
+        parameters: logical and stored counts.
+        weights: stored bytes.
+        quantization: the checkpoint's quantization, if any.
+        files: the weight files read.
+        extra: what the layout found beside the weights (sentence-transformers modules ...).
     """
-
-    total: int
-    active: int
-    stored_by_dtype: dict[str, int]
-    by_role: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "total": self.total,
-            "active": self.active,
-            "stored_by_dtype": dict(self.stored_by_dtype),
-            "by_role": dict(self.by_role),
-        }
-
-    @classmethod
-    def of(cls, tensors: list[LogicalTensor], config: ModelConfig | None) -> ParameterSummary:
-        stored: Counter[str] = Counter()
-        roles: Counter[str] = Counter()
-        for t in tensors:
-            stored[t.dtype] += t.stored_elements
-            if t.parameters:
-                roles[t.role] += t.parameters
-        total = sum(roles.values())
-        return cls(total, active_parameters(tensors, config), _sorted(stored), _sorted(roles))
-
-    @classmethod
-    def sum(cls, parts: list[ParameterSummary]) -> ParameterSummary:
-        stored: Counter[str] = Counter()
-        roles: Counter[str] = Counter()
-        for p in parts:
-            stored.update(p.stored_by_dtype)
-            roles.update(p.by_role)
-        return cls(sum(p.total for p in parts), sum(p.active for p in parts), _sorted(stored), _sorted(roles))
-
-
-@dataclass(frozen=True)
-class WeightSummary:
-    """Bytes of tensor data as stored (from ``data_offsets``), per dtype, and the number of files."""
-
-    bytes: int
-    files: int
-    bytes_by_dtype: dict[str, int]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"bytes": self.bytes, "files": self.files, "bytes_by_dtype": dict(self.bytes_by_dtype)}
-
-    @classmethod
-    def of(cls, tensors: list[LogicalTensor], files: int) -> WeightSummary:
-        by_dtype: Counter[str] = Counter()
-        for t in tensors:
-            by_dtype[t.dtype] += t.stored_bytes
-        return cls(sum(by_dtype.values()), files, _sorted(by_dtype))
-
-    @classmethod
-    def sum(cls, parts: list[WeightSummary]) -> WeightSummary:
-        by_dtype: Counter[str] = Counter()
-        for p in parts:
-            by_dtype.update(p.bytes_by_dtype)
-        return cls(sum(by_dtype.values()), sum(p.files for p in parts), _sorted(by_dtype))
-
-
-@dataclass(frozen=True)
-class Quantization:
-    """How a checkpoint is quantized: method (``gptq``, ``awq``, ``fp8`` ...), bits, group size, settings."""
-
-    method: str
-    bits: float | None
-    group_size: int | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "bits": self.bits, "group_size": self.group_size, **self.details}
-
-
-@dataclass
-class Component:
-    """One model in a repository (the root model, a diffusers component, a sentence-transformers module)."""
 
     name: str
     kind: str
-    config: ModelConfig | None
-    tensors: list[LogicalTensor]
+    model_type: str | None
+    architectures: list[str]
     parameters: ParameterSummary
     weights: WeightSummary
-    quantization: Quantization | None = None
-    files: list[str] = field(default_factory=list)
+    quantization: Quantization | None
+    files: list[str]
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        config = self.config
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "model_type": config.model_type if config else None,
-            "architectures": config.architectures if config else [],
-            "parameters": self.parameters.to_dict(),
-            "weights": self.weights.to_dict(),
-            "quantization": self.quantization.to_dict() if self.quantization else None,
-            "files": list(self.files),
-            **({"extra": self.extra} if self.extra else {}),
-        }
 
-
-@dataclass
+@dataclass(frozen=True)
 class Report:
-    """Everything hubfit knows about one model at one revision.
+    """Everything hubfit says about one model at one revision.
 
-    ``memory`` and ``fit`` are filled by :mod:`hubfit.memory` and :mod:`hubfit.fit` when a workload or
-    hardware question was asked; each contributes its own keys to :meth:`to_dict`.
+    Attributes:
+        repo_id, revision, sha, source: what was read (``sha`` is the commit; ``source`` is ``hub`` or
+            ``local``).
+        parameters: counts over every component (``total`` logical, ``active`` per token, stored by dtype).
+        weights: stored bytes over every component.
+        quantization: the main component's quantization.
+        adapter: ``{"base_model", "peft_type", "r", "target_modules"}`` for an adapter repo.
+        components: one summary per component.
+        main_component: the name of the component the memory model sizes.
+        memory: the memory section, when a workload was given.
+        fit: the fit section, when a hardware question was asked.
+        hubfit_version, schema, schema_version: what wrote the document.
     """
 
     repo_id: str
     revision: str
     sha: str | None
     source: str
-    components: list[Component]
-    adapter: dict[str, Any] | None = None
-    memory: Any = None
-    fit: Any = None
-    version: str = __version__
+    parameters: ParameterSummary
+    weights: WeightSummary
+    quantization: Quantization | None
+    adapter: dict[str, Any] | None
+    components: list[ComponentSummary]
+    main_component: str = ""
+    memory: MemoryReport | None = None
+    fit: FitReport | None = None
+    hubfit_version: str = __version__
+    schema: str = JSON_SCHEMA
+    schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def of(cls, model: Model, *, memory: MemoryReport | None = None, fit: FitReport | None = None) -> Report:
+        """The report of an analysed model, with the sections the sizing engine and the fit computed."""
+        components = [
+            ComponentSummary(
+                name=c.name,
+                kind=c.kind,
+                model_type=c.config.model_type if c.config else None,
+                architectures=list(c.config.architectures) if c.config else [],
+                parameters=c.parameters,
+                weights=c.weights,
+                quantization=c.quantization,
+                files=list(c.files),
+                extra=dict(c.extra),
+            )
+            for c in model.components
+        ]
+        main = model.main
+        return cls(
+            repo_id=model.repo_id,
+            revision=model.revision,
+            sha=model.sha,
+            source=model.source,
+            parameters=model.parameters,
+            weights=model.weights,
+            quantization=main.quantization,
+            adapter=model.adapter,
+            components=components,
+            main_component=main.name,
+            memory=memory,
+            fit=fit,
+        )
 
     @property
-    def parameters(self) -> ParameterSummary:
-        return ParameterSummary.sum([c.parameters for c in self.components])
-
-    @property
-    def weights(self) -> WeightSummary:
-        return WeightSummary.sum([c.weights for c in self.components])
-
-    @property
-    def main(self) -> Component:
-        """The component the memory model sizes: the root model, else the one with most parameters."""
+    def main(self) -> ComponentSummary:
+        """The component the memory model sizes."""
         for c in self.components:
-            if c.name == "":
+            if c.name == self.main_component:
                 return c
-        return max(self.components, key=lambda c: c.parameters.total)
-
-    @property
-    def config(self) -> ModelConfig | None:
-        return self.main.config
-
-    @property
-    def quantization(self) -> Quantization | None:
-        return self.main.quantization
-
-    @property
-    def tensors(self) -> list[LogicalTensor]:
-        return [t for c in self.components for t in c.tensors]
+        raise KeyError(self.main_component)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` document (schema ``hubfit/1``)."""
-        out: dict[str, Any] = {
-            "schema": JSON_SCHEMA,
-            "hubfit_version": self.version,
-            "repo_id": self.repo_id,
-            "revision": self.revision,
-            "sha": self.sha,
-            "source": self.source,
-            "parameters": self.parameters.to_dict(),
-            "weights": self.weights.to_dict(),
-            "quantization": self.quantization.to_dict() if self.quantization else None,
-            "adapter": self.adapter,
-            "components": [c.to_dict() for c in self.components],
-        }
-        for section in (self.memory, self.fit):
-            if section is not None:
-                out.update(section.to_dict())
-        return out
+        """The ``--json`` document (schema ``hubfit/1``): plain JSON types only."""
+        data: dict[str, Any] = msgspec.to_builtins(self)
+        head = {key: data.pop(key) for key in ("schema", "schema_version", "hubfit_version")}
+        memory, fit = data.pop("memory"), data.pop("fit")
+        return {**head, **data, **(memory or {}), **(fit or {})}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """A report from its ``to_dict()`` document (a stored scan row, the Action's JSON artefact).
+
+        Raises:
+            hubfit.errors.HeaderError: the document is not a hubfit/1 report of this schema version.
+        """
+        if not isinstance(data, dict) or data.get("schema") != JSON_SCHEMA:
+            raise HeaderError("not a hubfit/1 report document")
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise HeaderError(
+                f"report document of schema_version {data.get('schema_version')!r}; "
+                f"this hubfit reads {SCHEMA_VERSION} (analyse the model again)"
+            )
+        rest = dict(data)
+        memory = {k: rest.pop(k) for k in _fields(MemoryReport) if k in rest}
+        fit = {k: rest.pop(k) for k in _fields(FitReport) if k in rest}
+        rest["memory"] = memory or None
+        rest["fit"] = fit or None
+        try:
+            return msgspec.convert(rest, cls)
+        except msgspec.ValidationError as exc:
+            raise HeaderError(f"malformed report document: {exc}") from None
 
 
-def _sorted(counter: Counter[str]) -> dict[str, int]:
-    return {k: counter[k] for k in sorted(counter, key=lambda k: (-counter[k], k)) if counter[k]}
+def _fields(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of ``Report.to_dict()``, generated from the report's types.
+
+    msgspec writes the schema of the dataclasses; the memory and fit sections' properties are then lifted to the
+    top level, as :meth:`Report.to_dict` lifts them.
+    """
+    schema: dict[str, Any] = msgspec.json.schema(Report)
+    defs = schema["$defs"]
+    report = defs["Report"]
+    props: dict[str, Any] = report["properties"]
+    required: list[str] = report.get("required", [])
+    for section, section_cls in (("memory", MemoryReport), ("fit", FitReport)):
+        props.pop(section)
+        section_def = defs[section_cls.__name__]
+        props.update(section_def["properties"])
+        del defs[section_cls.__name__]
+    report["required"] = sorted(set(required) | {"schema", "schema_version", "hubfit_version"})
+    report["additionalProperties"] = False
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://github.com/hubfit/hubfit/blob/main/hubfit/data/report.schema.json",
+        "title": f"hubfit report ({JSON_SCHEMA}, schema_version {SCHEMA_VERSION})",
+        **schema,
+    }

@@ -21,7 +21,7 @@ LLAMA3_8B = 8_030_261_248  # meta-llama/Llama-3.1-8B (Hub "8.03B"); Llama-3-8B h
 
 
 def analyze(repo_id: str, token: str | bool = "hf_granted", **kwargs):
-    return hubfit.analyze(repo_id, client=HubClient(token=token, sleep=lambda s: None), **kwargs)
+    return hubfit.load_model(repo_id, client=HubClient(token=token, sleep=lambda s: None), **kwargs)
 
 
 def test_gptq_unpacks_to_the_same_count_as_the_fp16_original(fake_hub):

@@ -25,16 +25,15 @@ from hubfit.fit.gpus import find_gpu
 from hubfit.fit.planner import (
     FitReport,
     HardwareQuery,
-    Layout,
-    _Model,
-    _Tensors,
     evaluate,
-    render_markdown,
-    render_text,
     valid_tp,
 )
 from hubfit.model.config import ModelConfig
+from hubfit.render.fit import fit_markdown as render_markdown
+from hubfit.render.fit import fit_text as render_text
+from hubfit.report import Report
 from hubfit.sizing import kv, memory
+from hubfit.sizing.engine import Layout, Sizer, TensorGroups
 from hubfit.sizing.memory import Workload
 from hubfit.source.hub import HubClient
 
@@ -42,7 +41,7 @@ TOKEN = "hf_granted"  # the fixture token with access to the gated meta-llama re
 
 
 def _analyze(repo_id: str):
-    return hubfit.analyze(repo_id, client=HubClient(token=TOKEN))
+    return hubfit.load_model(repo_id, client=HubClient(token=TOKEN))
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +123,7 @@ def test_multi_node_pipeline_stages(llama405):
     weights = math.ceil((63 * layers[0] + head) / 8)
     assert fit.weights_per_gpu_bytes == weights
     assert fit.overhead_per_gpu_bytes == round(weights * 8 * 0.2 / 8)
-    assert fit.details()["pp"] == 2
+    assert fit.detail.pp == 2
 
 
 # ---- tensor parallelism ---------------------------------------------------------------------------------
@@ -184,10 +183,10 @@ def test_mla_latent_replicated_on_every_rank(fake_hub):
 def test_tensor_groups_give_exactly_the_memory_modules_bytes(qwen3_moe, llama405):
     """fit.py groups tensors for speed (18k in Qwen3-30B-A3B); the bytes must equal hubfit.memory's."""
     for report in (qwen3_moe, llama405):
-        tensors = _Tensors.of(report)
+        tensors = TensorGroups.of(report)
         for name in ("stored", "bf16", "int4", "Q4_K", 2.5):
             prec = memory.precision(name)
-            model = _Model(report, Workload(), prec, "bf16", tensors)
+            model = Sizer(report, Workload(), prec, tensors)
             assert model.weights == memory.weights_bytes(report, prec)
             assert model.layers == memory.layer_bytes(report, prec)
 
@@ -317,17 +316,13 @@ def test_json_matches_the_issue(llama70):
     assert isinstance(first["count"], int) and isinstance(first["decode_tokens_per_s"], float)
     assert len(data["fit_details"]) == len(data["fits"])
     # The report carries the section.
-    llama70.fit = fit
-    try:
-        out = llama70.to_dict()
-        assert out["fits"] == data["fits"] and out["best_bpw"] == data["best_bpw"]
-    finally:
-        llama70.fit = None
+    out = Report.of(llama70, fit=fit).to_dict()
+    assert out["fits"] == data["fits"] and out["best_bpw"] == data["best_bpw"]
 
 
 def test_default_set_spans_classes(llama70):
     fit = evaluate(llama70, Workload(precisions=("int4",)))
-    classes = {row.gpu.gpu_class for row in fit.fits}
+    classes = {row.gpu_class for row in fit.fit_details}
     assert classes == {"consumer", "workstation", "datacenter", "apple"}
 
 

@@ -34,7 +34,7 @@ def safety_checker_parameters() -> int:
 
 
 def analyze(repo_id: str, token: str | bool = "hf_granted", **kwargs):
-    return hubfit.analyze(repo_id, client=HubClient(token=token, sleep=lambda s: None), **kwargs)
+    return hubfit.load_model(repo_id, client=HubClient(token=token, sleep=lambda s: None), **kwargs)
 
 
 @pytest.fixture(scope="module")

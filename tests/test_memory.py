@@ -20,9 +20,8 @@ from fixtures.catalog import CONFIGS_DIR, model_dir
 from fixtures.families import llama_tensors
 from hubfit.errors import UsageError
 from hubfit.formats.safetensors import validate_header
+from hubfit.model.component import Model, component_from_headers
 from hubfit.model.config import ModelConfig
-from hubfit.pipeline import component_from_headers
-from hubfit.report import Report
 from hubfit.sizing import memory
 
 
@@ -33,18 +32,18 @@ def raw_config(repo_id: str) -> dict:
     return json.loads(path.read_text())
 
 
-def llama_report(repo_id: str, dtype: str, **rules: bool) -> Report:
+def llama_report(repo_id: str, dtype: str, **rules: bool) -> Model:
     """A one-file Report of a Llama-family checkpoint named by the fixtures' rules for `repo_id`'s config."""
     raw = raw_config(repo_id)
     info = validate_header(
         header(llama_tensors(raw, dtype=dtype, **rules)), filename="model.safetensors", length=0
     )
     part = component_from_headers([info], ModelConfig(raw))
-    return Report(repo_id, "main", None, "local", [part])
+    return Model(repo_id, "main", None, "local", [part])
 
 
 @pytest.fixture(scope="module")
-def llama70() -> Report:
+def llama70() -> Model:
     return llama_report("meta-llama/Llama-2-70b-hf", "F16", inv_freq=True)
 
 
@@ -79,7 +78,7 @@ def test_seed_mode_refuses_a_context() -> None:
 # ---- weights per precision ---------------------------------------------------------------------------------
 
 
-def test_stored_row_is_the_checkpoint_bytes(llama70: Report) -> None:
+def test_stored_row_is_the_checkpoint_bytes(llama70: Model) -> None:
     # Llama-2-70b-hf: 68,976,648,192 parameters in F16 (fixtures/README.md), plus 80 F32 inv_freq buffers of 64
     assert llama70.parameters.total == 68_976_648_192
     assert (
@@ -87,17 +86,17 @@ def test_stored_row_is_the_checkpoint_bytes(llama70: Report) -> None:
     )
 
 
-def test_float_casts_count_every_parameter(llama70: Report) -> None:
+def test_float_casts_count_every_parameter(llama70: Model) -> None:
     buffers = 80 * 64 * 4  # non-parameter buffers keep their stored bytes
     assert memory.weights_bytes(llama70, "fp32") == 4 * 68_976_648_192 + buffers
     assert memory.weights_bytes(llama70, "BF16") == 2 * 68_976_648_192 + buffers
 
 
-def _by_role(report: Report) -> dict[str, int]:
+def _by_role(report: Model) -> dict[str, int]:
     return report.parameters.by_role
 
 
-def test_int4_keeps_embeddings_head_and_norms_at_16_bits(llama70: Report) -> None:
+def test_int4_keeps_embeddings_head_and_norms_at_16_bits(llama70: Model) -> None:
     roles = _by_role(llama70)
     assert set(roles) == {"linear", "embedding", "lm_head", "norm"}
     # GPTQ/AWQ group 128: 4 bits + (16-bit scale + 4-bit zero) / 128 = 133/32 bits per linear weight
@@ -107,7 +106,7 @@ def test_int4_keeps_embeddings_head_and_norms_at_16_bits(llama70: Report) -> Non
     assert memory.precision("int4").bits == Fraction(133, 32)
 
 
-def test_gguf_types_quantize_embeddings_and_keep_norms_in_f32(llama70: Report) -> None:
+def test_gguf_types_quantize_embeddings_and_keep_norms_in_f32(llama70: Model) -> None:
     roles = _by_role(llama70)
     matrices = roles["linear"] + roles["embedding"] + roles["lm_head"]
     # ggml block_q4_K: 144 bytes per 256 weights = 4.5 bits; norms F32 (convert_hf_to_gguf)
@@ -116,7 +115,7 @@ def test_gguf_types_quantize_embeddings_and_keep_norms_in_f32(llama70: Report) -
     assert memory.precision("IQ2_XXS").bits == Fraction(66 * 8, 256)
 
 
-def test_bpw_rows_follow_exllamav2(llama70: Report) -> None:
+def test_bpw_rows_follow_exllamav2(llama70: Model) -> None:
     roles = _by_role(llama70)
     # linear layers at the average, lm_head at 6 bits (convert.py -hb default), embeddings and norms at 16
     expected = (
@@ -144,11 +143,12 @@ def test_unknown_precision_is_a_usage_error() -> None:
 # ---- the estimate --------------------------------------------------------------------------------------
 
 
-def test_estimate_rows_and_json_shape(llama70: Report) -> None:
+def test_estimate_rows_and_json_shape(llama70: Model) -> None:
     mem = memory.estimate(llama70)
     assert [e.precision for e in mem.estimates] == ["stored", "fp32", "bf16", "int8", "int4"]
     doc = mem.to_dict()
-    assert set(doc) == {"estimates", "kv_cache"}
+    # the issue-3 keys, and what the text output shows beside them (KV by layer kind, overhead terms, rules)
+    assert set(doc) == {"estimates", "kv_cache", "kv_layers", "overhead", "precisions", "workload"}
     assert set(doc["estimates"][0]) == {
         "precision", "bits_per_weight", "weights_bytes", "kv_cache_bytes", "overhead_bytes", "total_bytes",
     }  # fmt: skip
@@ -171,7 +171,7 @@ def test_default_context_is_capped_at_the_model_maximum() -> None:
     assert memory.resolve_context(llama, memory.Workload(context=0)) == 0
 
 
-def test_documented_overhead_model(llama70: Report) -> None:
+def test_documented_overhead_model(llama70: Model) -> None:
     fixed = _overhead("cuda_context_bytes")
     # one prefill chunk of min(4096 x 1, 8192) tokens x 2 B x (2 x hidden 8192 + 3 x intermediate 28672)
     activations = 4096 * _overhead("activation_bytes") * (2 * 8192 + 3 * 28672)
@@ -199,7 +199,7 @@ def test_moe_workspace_uses_the_experts_a_token_visits() -> None:
 # ---- per GPU and per layer -----------------------------------------------------------------------------
 
 
-def test_per_gpu_share_with_tensor_parallelism(llama70: Report) -> None:
+def test_per_gpu_share_with_tensor_parallelism(llama70: Model) -> None:
     work = memory.Workload()
     one = memory.per_gpu(llama70, "bf16", work, tp=1)
     eight = memory.per_gpu(llama70, "bf16", work, tp=8)
@@ -212,7 +212,7 @@ def test_per_gpu_share_with_tensor_parallelism(llama70: Report) -> None:
     assert (seed.kv_cache_bytes, seed.overhead_bytes) == (0, round(math.ceil(one.weights_bytes / 4) * 0.2))
 
 
-def test_layer_bytes_for_partial_offload(llama70: Report) -> None:
+def test_layer_bytes_for_partial_offload(llama70: Model) -> None:
     layers = memory.layer_bytes(llama70, "Q4_K")
     assert len(layers) == 80 and len(set(layers)) == 1
     # one layer: q,o 8192x8192, k,v 1024x8192, gate/up/down 28672x8192 at 4.5 bits; 2 norms F32; inv_freq F32

@@ -31,4 +31,7 @@ def test_saved_checkpoint_through_analyze(tmp_path) -> None:
     report = analyze(str(tmp_path), workload=memory.Workload(context=64, precisions=("stored", "bf16")))
     stored, bf16 = report.memory.estimates
     assert stored.weights_bytes == bf16.weights_bytes == memory_gpu.model_bytes(model)
-    assert report.memory.kv_cache.layers == {"sliding": 2, "full": 2}
+    assert {kind: group.layers for kind, group in report.memory.kv_layers.items()} == {
+        "sliding": 2,
+        "full": 2,
+    }

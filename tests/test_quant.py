@@ -25,7 +25,7 @@ def analyze_dir(tmp_path, config: dict, tensors: dict, extra_files: dict | None 
     (tmp_path / "config.json").write_text(json.dumps(config))
     for name, content in (extra_files or {}).items():
         (tmp_path / name).write_text(json.dumps(content))
-    return hubfit.analyze(str(tmp_path))
+    return hubfit.load_model(str(tmp_path))
 
 
 CASES = {

@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hubfit.errors import HubfitError, UsageError
+from hubfit.model.component import Model
 from hubfit.report import Report
 
 __all__ = [
@@ -248,6 +249,7 @@ class Analysis:
     report: Report
     label: str
     lfs_reads: list[Any] = field(default_factory=list)
+    model: Model | None = None
 
 
 def _git(args: list[str], cwd: Path, *, stdin: bytes | None = None) -> bytes:
@@ -350,12 +352,14 @@ def workload(inputs: ActionInputs) -> Any:
     return Workload(context=inputs.context, batch=inputs.batch or 1, precisions=_precisions(inputs))
 
 
-def _analyse(source: Any, inputs: ActionInputs) -> Report:
-    """The full report (metadata, memory, fit) for the inputs' workload and GPUs."""
+def _analyse(source: Any, inputs: ActionInputs, label: str, lfs_reads: list[Any] | None = None) -> Analysis:
+    """The model and its full report (metadata, memory, fit) for the inputs' workload and GPUs."""
     from hubfit.fit.planner import HardwareQuery
-    from hubfit.pipeline import analyze_source
+    from hubfit.pipeline import analyze_model, build_report
 
-    return analyze_source(source, workload=workload(inputs), hardware=HardwareQuery(gpus=inputs.gpus))
+    model = analyze_model(source)
+    report = build_report(model, workload=workload(inputs), hardware=HardwareQuery(gpus=inputs.gpus))
+    return Analysis(report, label, list(lfs_reads or []), model)
 
 
 def _precisions(inputs: ActionInputs) -> tuple[str, ...]:
@@ -395,8 +399,7 @@ def analyse_head(inputs: ActionInputs, ctx: RunnerContext, hub_client: Any) -> A
     directory = model_directory(inputs, ctx)
     if directory is None:
         source: Any = HubSource(inputs.model, inputs.revision, client=hub_client)
-        report = _analyse(source, inputs)
-        return Analysis(report, f"{inputs.model}@{source.revision}")
+        return _analyse(source, inputs, f"{inputs.model}@{source.revision}")
     top = git_toplevel(directory)
     reader = _lfs_reader(directory, inputs, ctx, hub_client)
     source = LocalSource(directory, lfs=reader)
@@ -407,8 +410,7 @@ def analyse_head(inputs: ActionInputs, ctx: RunnerContext, hub_client: Any) -> A
             source.revision = "checkout"
         except HubfitError:
             pass
-    report = _analyse(source, inputs)
-    return Analysis(report, "this pull request" if ctx.pull_request else "checkout", reader.reads)
+    return _analyse(source, inputs, "this pull request" if ctx.pull_request else "checkout", reader.reads)
 
 
 def analyse_base(inputs: ActionInputs, ctx: RunnerContext, hub_client: Any, workdir: Path) -> Analysis:
@@ -438,7 +440,7 @@ def analyse_base(inputs: ActionInputs, ctx: RunnerContext, hub_client: Any, work
     source.repo_id = _local_name(ctx, top, directory)
     source.revision = (pr.get("base") or {}).get("ref") or "base"
     source.sha = sha
-    return Analysis(_analyse(source, inputs), "base", reader.reads)
+    return _analyse(source, inputs, "base", reader.reads)
 
 
 # ---- fail-if-exceeds -----------------------------------------------------------------------------------
@@ -465,7 +467,7 @@ def check_target(inputs: ActionInputs) -> None:
         precision(inputs.fail_if_exceeds.precision)
 
 
-def evaluate_target(report: Report, inputs: ActionInputs) -> TargetResult | None:
+def evaluate_target(model: Model, inputs: ActionInputs) -> TargetResult | None:
     """Fit the model on exactly the target's GPUs at its precision, for the inputs' context and batch."""
     from dataclasses import replace
 
@@ -475,8 +477,8 @@ def evaluate_target(report: Report, inputs: ActionInputs) -> TargetResult | None
     if target is None:
         return None
     work = replace(workload(inputs), precisions=(target.precision,))
-    row = evaluate(report, work, HardwareQuery(gpus=(target.gpu,), count=target.count)).fits[0]
-    return TargetResult(target, row.fits, row.gpu.name, row.per_gpu_bytes, row.usable_bytes)
+    row, detail = evaluate(model, work, HardwareQuery(gpus=(target.gpu,), count=target.count)).rows()[0]
+    return TargetResult(target, detail.fits, row.gpu, row.per_gpu_bytes, detail.usable_bytes)
 
 
 # ---- rendering ---------------------------------------------------------------------------------------
@@ -791,7 +793,7 @@ def run(env: Mapping[str, str]) -> int:
             except HubfitError as exc:
                 base_error = str(exc)
                 _log(f"::warning title=hubfit::no comparison with the base commit: {exc}")
-    target = evaluate_target(head.report, inputs)
+    target = evaluate_target(head.model, inputs) if head.model is not None else None
 
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     json_path = ctx.out_dir / "report.json"

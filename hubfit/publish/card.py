@@ -30,8 +30,10 @@ from typing import Any
 
 from hubfit import __version__
 from hubfit.errors import UsageError
+from hubfit.fit.planner import Fit, FitDetail, FitReport
 from hubfit.publish.cardtext import END_MARKER, START_MARKER, apply_section, card_diff, current_section
 from hubfit.render.markup import cell, code
+from hubfit.sizing.memory import MemoryReport
 from hubfit.units import gb, gib, human_bytes, human_count
 
 __all__ = [
@@ -103,7 +105,7 @@ def render_section(report: Any) -> str:
     return "\n".join(lines)
 
 
-def _memory_lines(memory: Any) -> list[str]:
+def _memory_lines(memory: MemoryReport) -> list[str]:
     kv = memory.kv_cache
     if memory.workload.overhead is not None:
         title = f"### Memory (weights x {1 + memory.workload.overhead:g}, no KV cache)"
@@ -126,18 +128,19 @@ def _memory_lines(memory: Any) -> list[str]:
     return lines
 
 
-def _fit_lines(fit: Any) -> list[str]:
+def _fit_lines(fit: FitReport) -> list[str]:
     if not fit.fits:
         return []
     precisions = list(dict.fromkeys(row.precision for row in fit.fits))
-    rows: dict[str, dict[str, Any]] = {}
+    rows: dict[str, dict[str, tuple[Fit, FitDetail]]] = {}
     memory: dict[str, int] = {}
-    for row in fit.fits:
-        rows.setdefault(row.gpu.name, {})[row.precision] = row
-        memory[row.gpu.name] = row.usable_bytes
-    if fit.fixed_count:
-        plural = "s" if fit.fixed_count != 1 else ""
-        title = f"### GPUs: does it fit on {fit.fixed_count} device{plural}?"
+    for row, detail in fit.rows():
+        rows.setdefault(row.gpu, {})[row.precision] = (row, detail)
+        memory[row.gpu] = detail.usable_bytes
+    fixed = fit.fit_settings.fixed_count
+    if fixed:
+        plural = "s" if fixed != 1 else ""
+        title = f"### GPUs: does it fit on {fixed} device{plural}?"
         legend = "yes: fits; no: does not fit."
     else:
         title = "### GPUs: the fewest that hold the model"
@@ -146,13 +149,13 @@ def _fit_lines(fit: Any) -> list[str]:
     for name, by_precision in rows.items():
         cells = []
         for prec in precisions:
-            row = by_precision.get(prec)
-            if row is None:
+            pair = by_precision.get(prec)
+            if pair is None:
                 cells.append("")
-            elif fit.fixed_count:
-                cells.append("yes" if row.fits else "no")
+            elif fixed:
+                cells.append("yes" if pair[1].fits else "no")
             else:
-                cells.append(f"{row.count}x" if row.fits else "-")
+                cells.append(f"{pair[0].count}x" if pair[1].fits else "-")
         lines.append(f"| {name} ({gib(memory[name])}) | " + " | ".join(cells) + " |")
     lines += ["", legend]
     return lines

@@ -5,11 +5,14 @@ Renderers format what the report holds; they never compute a figure of their own
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hubfit.render.markup import cell, code
-from hubfit.report import Component, Report
+from hubfit.report import ComponentSummary, Report
+from hubfit.sizing.memory import MemoryReport, PrecisionRule
 from hubfit.units import GB, GIB, human_bytes, human_count
 
-__all__ = ["to_markdown", "to_text"]
+__all__ = ["describe", "to_markdown", "to_text"]
 
 
 def _quant_line(report: Report) -> str | None:
@@ -26,7 +29,7 @@ def _quant_line(report: Report) -> str | None:
     return ", ".join(parts)
 
 
-def _dtype_list(values: dict[str, int], fmt) -> str:
+def _dtype_list(values: dict[str, int], fmt: Callable[[int], str]) -> str:
     return " · ".join(f"{dtype} {fmt(n)}" for dtype, n in values.items())
 
 
@@ -35,7 +38,7 @@ def _title(report: Report) -> str:
     return f"{report.repo_id} @ {where} [{report.source}]"
 
 
-def _component_rows(report: Report) -> list[Component]:
+def _component_rows(report: Report) -> list[ComponentSummary]:
     return report.components if len(report.components) > 1 else []
 
 
@@ -73,9 +76,9 @@ def to_text(report: Report, *, color: bool = False) -> str:
     if report.memory is not None:
         lines += ["", *_memory_text(report.memory)]
     if report.fit is not None:
-        from hubfit.fit.planner import render_text
+        from hubfit.render.fit import fit_text
 
-        lines += ["", *render_text(report.fit, color=color).splitlines()]
+        lines += ["", *fit_text(report.fit, color=color).splitlines()]
     return "\n".join(lines) + "\n"
 
 
@@ -96,7 +99,7 @@ def _size(n: int, unit: int) -> str:
     return f"{value:,.1f}" if value >= 10 else f"{value:,.2f}"
 
 
-def _memory_rows(memory) -> list[tuple[str, ...]]:
+def _memory_rows(memory: MemoryReport) -> list[tuple[str, ...]]:
     return [
         (
             e.precision,
@@ -111,9 +114,9 @@ def _memory_rows(memory) -> list[tuple[str, ...]]:
     ]
 
 
-def _memory_notes(memory) -> list[str]:
+def _memory_notes(memory: MemoryReport) -> list[str]:
     kv, parts = memory.kv_cache, memory.overhead
-    layers = ", ".join(f"{n} {kind}" for kind, n in kv.layers.items())
+    layers = ", ".join(f"{group.layers} {kind}" for kind, group in memory.kv_layers.items())
     if parts.fraction is not None:
         notes = [f"Seed formula: overhead = {parts.fraction:g} x weights; KV cache not counted"]
     elif not layers:
@@ -128,11 +131,23 @@ def _memory_notes(memory) -> list[str]:
             f"Overhead per GPU: CUDA/framework {human_bytes(parts.fixed)} + activations {human_bytes(parts.activations)}"
             f" + logits {human_bytes(parts.logits)} + allocator slack {human_bytes(parts.slack)}"
         )
-    notes += [p.describe() for p in memory.precisions if p.family != "float"]
+    notes += [describe(p) for p in memory.precisions if p.family != "float"]
     return notes
 
 
-def _memory_text(memory) -> list[str]:
+def describe(rule: PrecisionRule) -> str:
+    """One line: which tensors a precision row stores at which bits."""
+    if rule.family == "stored":
+        return "stored: every tensor as the checkpoint stores it"
+    text = f"{rule.name}: {', '.join(rule.quantized_roles)} weights at {rule.bits:g} bits"
+    if rule.lm_head_bits is not None:
+        text += f"; lm_head at {rule.lm_head_bits} bits"
+    if rule.kept_bits is not None:
+        text += f"; other tensors (norms, routers, biases ...) at {rule.kept_bits} bits"
+    return text + (f" ({rule.note})" if rule.note else "")
+
+
+def _memory_text(memory: MemoryReport) -> list[str]:
     rows = [_MEMORY_HEADER, *_memory_rows(memory)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(_MEMORY_HEADER))]
     lines = ["Memory (GB = 10^9 bytes, GiB = 2^30 bytes)"]
@@ -168,9 +183,9 @@ def to_markdown(report: Report) -> str:
         out += ["| " + " | ".join(row) + " |" for row in _memory_rows(report.memory)]
         out += [""] + [f"- {note}" for note in _memory_notes(report.memory)]  # hubfit's own text
     if report.fit is not None:
-        from hubfit.fit.planner import render_markdown
+        from hubfit.render.fit import fit_markdown
 
-        out += ["", render_markdown(report.fit).rstrip("\n")]
+        out += ["", fit_markdown(report.fit).rstrip("\n")]
     out.append("")
     out.append("Sizes: GB = 10^9 bytes, GiB = 2^30 bytes.")
     return "\n".join(out) + "\n"

@@ -18,27 +18,33 @@ For each precision a row ``weights + KV cache + overhead = total`` (bytes):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
 from importlib import resources
 from typing import Any
 
+import msgspec
 import yaml
 
 from hubfit.errors import UsageError
+from hubfit.model.component import Model
 from hubfit.model.config import ModelConfig
 from hubfit.model.params import ROLES, LogicalTensor
 from hubfit.sizing import kv
+from hubfit.sizing.engine import Layout, Sizer, TensorGroups
 
 __all__ = [
     "DEFAULT_CONTEXT",
     "Estimate",
     "GPUShare",
     "KVCacheSummary",
+    "KVLayers",
     "MemoryReport",
     "OverheadParts",
     "Precision",
+    "PrecisionRule",
+    "Sizer",
     "Workload",
     "default_precisions",
     "estimate",
@@ -46,6 +52,8 @@ __all__ = [
     "overhead_bytes",
     "overhead_parts",
     "per_gpu",
+    "rows",
+    "sizer",
     "precision",
     "precision_names",
     "resolve_context",
@@ -168,18 +176,6 @@ class Precision:
             bits = Fraction(self.kept_bits)
         return math.ceil(tensor.parameters * bits / 8)
 
-    def describe(self) -> str:
-        """One line: which tensors take which bits."""
-        if self.family == STORED:
-            return "stored: every tensor as the checkpoint stores it"
-        quantized = ", ".join(role for role in ROLES if role in self.quantized_roles)
-        text = f"{self.name}: {quantized} weights at {float(self.bits):g} bits"
-        if self.lm_head_bits is not None:
-            text += f"; lm_head at {self.lm_head_bits} bits"
-        if self.kept_bits is not None:
-            text += f"; other tensors (norms, routers, biases ...) at {self.kept_bits} bits"
-        return text + (f" ({self.note})" if self.note else "")
-
 
 def precision_names() -> tuple[str, ...]:
     """Every precision name ``precision()`` accepts (besides ``stored`` and ``<n>bpw``)."""
@@ -256,32 +252,34 @@ def precision(name: str | float) -> Precision:
 # ---- weights -----------------------------------------------------------------------------------------------
 
 
-def _all_tensors(report: Any) -> list[LogicalTensor]:
-    return [t for c in report.components for t in c.tensors]
+def _as_precision(precision_or_bpw: str | float | Precision) -> Precision:
+    return precision_or_bpw if isinstance(precision_or_bpw, Precision) else precision(precision_or_bpw)
 
 
-def weights_bytes(report: Any, precision_or_bpw: str | float | Precision) -> int:
+def sizer(
+    model: Model,
+    precision_or_bpw: str | float | Precision,
+    workload: Workload | None = None,
+    groups: TensorGroups | None = None,
+) -> Sizer:
+    """The sizing engine for ``model`` in one precision under ``workload`` (see :mod:`hubfit.sizing.engine`)."""
+    return Sizer(
+        model, workload or Workload(), _as_precision(precision_or_bpw), groups or TensorGroups.of(model)
+    )
+
+
+def weights_bytes(model: Model, precision_or_bpw: str | float | Precision) -> int:
     """Bytes of every component's weights in a precision (name, ``stored`` or a bits-per-weight number)."""
-    prec = precision_or_bpw if isinstance(precision_or_bpw, Precision) else precision(precision_or_bpw)
-    return sum(prec.tensor_bytes(t) for t in _all_tensors(report))
+    return sizer(model, precision_or_bpw).weights
 
 
-def layer_bytes(report: Any, precision_or_bpw: str | float | Precision) -> list[int]:
+def layer_bytes(model: Model, precision_or_bpw: str | float | Precision) -> list[int]:
     """Bytes of each decoder layer of the main component (index = layer); for llama.cpp ``-ngl`` offload views.
 
-    ``weights_bytes(report, p) - sum(layer_bytes(report, p))`` is what is outside the layers (embeddings,
+    ``weights_bytes(model, p) - sum(layer_bytes(model, p))`` is what is outside the layers (embeddings,
     output head, final norm, other components).
     """
-    prec = precision_or_bpw if isinstance(precision_or_bpw, Precision) else precision(precision_or_bpw)
-    main = report.main
-    config = main.config
-    count = (config.num_hidden_layers if config is not None else None) or 0
-    layered = [t for t in main.tensors if t.layer is not None]
-    count = max([count] + [t.layer + 1 for t in layered])
-    out = [0] * count
-    for t in layered:
-        out[t.layer] += prec.tensor_bytes(t)
-    return out
+    return list(sizer(model, precision_or_bpw).layers)
 
 
 # ---- overhead ------------------------------------------------------------------------------------------
@@ -321,13 +319,13 @@ class OverheadParts:
         return self.fixed + self.activations + self.logits + self.slack + self.seed
 
 
-def overhead_parts(report: Any, weights: int, workload: Workload, tp: int = 1) -> OverheadParts:
+def overhead_parts(model: Model, weights: int, workload: Workload, tp: int = 1) -> OverheadParts:
     """The overhead on one of ``tp`` tensor-parallel GPUs, by part."""
     if workload.overhead is not None:
         share = math.ceil(weights / tp)
         return OverheadParts(seed=_fraction_of(share, workload.overhead), fraction=workload.overhead)
     fixed = int(_overhead_constant("cuda_context_bytes"))
-    config = report.main.config
+    config = model.main.config
     context = resolve_context(config, workload)
     if config is None or not context or not config.hidden_size:
         return OverheadParts(fixed=fixed)
@@ -352,11 +350,11 @@ def _fraction_of(amount: int, fraction: float) -> int:
     return round(amount * Fraction(str(fraction)))
 
 
-def overhead_bytes(report: Any, weights: int, workload: Workload, gpus: int = 1) -> int:
+def overhead_bytes(model: Model, weights: int, workload: Workload, gpus: int = 1) -> int:
     """Runtime overhead over ``gpus`` tensor-parallel GPUs (each holds its own fixed part and workspace)."""
     if workload.overhead is not None:
         return _fraction_of(weights, workload.overhead)
-    return overhead_parts(report, weights, workload, gpus).total * gpus
+    return overhead_parts(model, weights, workload, gpus).total * gpus
 
 
 # ---- the report section ------------------------------------------------------------------------------
@@ -373,15 +371,35 @@ class Estimate:
     overhead_bytes: int
     total_bytes: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "precision": self.precision,
-            "bits_per_weight": self.bits_per_weight,
-            "weights_bytes": self.weights_bytes,
-            "kv_cache_bytes": self.kv_cache_bytes,
-            "overhead_bytes": self.overhead_bytes,
-            "total_bytes": self.total_bytes,
-        }
+
+@dataclass(frozen=True)
+class PrecisionRule:
+    """How a precision row stores each tensor (the data behind :meth:`Precision.describe`).
+
+    Attributes:
+        name: the row's precision name.
+        family: ``float`` | ``transformers`` | ``gguf`` | ``exl2`` | ``stored``.
+        bits: effective bits per quantized weight (group scales and zero points included).
+        quantized_roles: tensor roles stored at ``bits``, in :data:`hubfit.model.params.ROLES` order.
+        kept_bits: bits of every other parameter tensor (``None``: all roles are quantized).
+        lm_head_bits: bits of the output head when the format gives it its own (ExLlamaV2).
+        note: what the format is, in a phrase.
+    """
+
+    name: str
+    family: str
+    bits: float
+    quantized_roles: list[str]
+    kept_bits: int | None = None
+    lm_head_bits: int | None = None
+    note: str = ""
+
+    @classmethod
+    def of(cls, prec: Precision) -> PrecisionRule:
+        roles = [role for role in ROLES if role in prec.quantized_roles]
+        return cls(
+            prec.name, prec.family, float(prec.bits), roles, prec.kept_bits, prec.lm_head_bits, prec.note
+        )
 
 
 @dataclass(frozen=True)
@@ -394,7 +412,6 @@ class KVCacheSummary:
         context: tokens per sequence.
         batch: sequences.
         bytes: the whole cache for the workload (recurrent states included).
-        layers: how many layers of each kind (``full``, ``sliding``, ``mla``, ``state`` ...).
     """
 
     bytes_per_token: int
@@ -402,95 +419,117 @@ class KVCacheSummary:
     context: int
     batch: int
     bytes: int
-    layers: dict[str, int] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "bytes_per_token": self.bytes_per_token,
-            "dtype": self.dtype,
-            "context": self.context,
-            "batch": self.batch,
-            "bytes": self.bytes,
-        }
+
+@dataclass(frozen=True)
+class KVLayers:
+    """The layers of one KV kind (``full``, ``sliding``, ``mla``, ``state`` ...) and their share of the cache."""
+
+    layers: int
+    bytes_per_token: int
+    bytes: int
 
 
 @dataclass(frozen=True)
 class MemoryReport:
-    """The memory section of a report: one :class:`Estimate` per precision and the KV cache.
+    """The memory section of a report.
 
-    ``overhead`` and ``precisions`` say how the figures were made (for renderers); :meth:`to_dict` gives the
-    ``estimates`` and ``kv_cache`` keys of the JSON.
+    Attributes:
+        estimates: one row per precision.
+        kv_cache: the KV cache of the workload.
+        kv_layers: the cache by layer kind (in the order the kinds first appear).
+        overhead: the overhead terms of one GPU.
+        precisions: each row's precision rule.
+        workload: the workload asked for.
     """
 
     estimates: list[Estimate]
     kv_cache: KVCacheSummary
+    kv_layers: dict[str, KVLayers]
     overhead: OverheadParts
-    precisions: list[Precision]
+    precisions: list[PrecisionRule]
     workload: Workload
 
     def to_dict(self) -> dict[str, Any]:
-        return {"estimates": [e.to_dict() for e in self.estimates], "kv_cache": self.kv_cache.to_dict()}
+        """The section's keys of the ``--json`` document."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
 
 
-def _kv_dtype(config: ModelConfig | None, workload: Workload) -> str:
+def kv_dtype_of(config: ModelConfig | None, workload: Workload) -> str:
+    """The KV element type of ``workload``: its own, else the model's default (16-bit)."""
     if workload.kv_dtype is None:
         return kv.default_kv_dtype(config)
     return kv.canonical_kv_dtype(workload.kv_dtype)
 
 
-def _kv_summary(report: Any, workload: Workload) -> KVCacheSummary:
-    config = report.main.config
-    dtype = _kv_dtype(config, workload)
+def _kv_summary(model: Model, workload: Workload) -> tuple[KVCacheSummary, dict[str, KVLayers]]:
+    config = model.main.config
+    dtype = kv_dtype_of(config, workload)
     specs = kv.kv_specs(config) if config is not None else []
     context = resolve_context(config, workload)
-    layers: dict[str, int] = {}
+    kinds: dict[str, list[kv.LayerSpec]] = {}
     for spec in specs:
-        layers[spec.kind] = layers.get(spec.kind, 0) + 1
-    return KVCacheSummary(
+        kinds.setdefault(spec.kind, []).append(spec)
+    by_kind = {
+        kind: KVLayers(
+            len(group),
+            kv.kv_bytes_per_token(group, dtype),
+            kv.kv_cache_bytes(group, context, workload.batch, dtype),
+        )
+        for kind, group in kinds.items()
+    }
+    summary = KVCacheSummary(
         bytes_per_token=kv.kv_bytes_per_token(specs, dtype),
         dtype=dtype,
         context=context,
         batch=workload.batch,
-        bytes=kv.kv_cache_bytes(specs, context, workload.batch, dtype),
-        layers=layers,
+        bytes=sum(group.bytes for group in by_kind.values()),
     )
+    return summary, by_kind
 
 
-def _rows(workload: Workload) -> list[Precision]:
+def rows(workload: Workload) -> list[Precision]:
+    """The precision rows of ``workload``: its precisions (or the default set), then its ``--bpw`` values."""
     names = list(workload.precisions) or list(default_precisions())
-    rows: dict[str, Precision] = {}
+    out: dict[str, Precision] = {}
     for prec in [precision(n) for n in names] + [precision(float(b)) for b in workload.bpw]:
-        rows.setdefault(prec.name, prec)
-    return list(rows.values())
+        out.setdefault(prec.name, prec)
+    return list(out.values())
 
 
-def estimate(report: Any, workload: Workload | None = None) -> MemoryReport:
-    """The memory section for ``report`` under ``workload`` (default: 4096 tokens, batch 1, 16-bit KV)."""
+def estimate(model: Model, workload: Workload | None = None) -> MemoryReport:
+    """The memory section for ``model`` under ``workload`` (default: 4096 tokens, batch 1, 16-bit KV).
+
+    Every row is the sizing engine's single-device layout (:meth:`hubfit.sizing.engine.Sizer.need`), so the
+    memory table and the GPU fit are one computation.
+    """
     workload = workload or Workload()
-    summary = _kv_summary(report, workload)
-    params = report.parameters.total
-    rows = _rows(workload)
-    kv_bytes = 0 if workload.overhead is not None else summary.bytes
+    summary, kv_layers = _kv_summary(model, workload)
+    params = model.parameters.total
+    precisions = rows(workload)
+    groups = TensorGroups.of(model)
+    context = summary.context
     estimates = []
     parts = OverheadParts()
-    for prec in rows:
-        weights = weights_bytes(report, prec)
-        overhead = overhead_bytes(report, weights, workload)
-        parts = overhead_parts(report, weights, workload)
+    for prec in precisions:
+        need = Sizer(model, workload, prec, groups).need(Layout(1), context)
+        parts = overhead_parts(model, need.weights, workload)
         estimates.append(
             Estimate(
                 precision=prec.name,
-                bits_per_weight=round(weights * 8 / params, 3) if params else 0.0,
-                weights_bytes=weights,
-                kv_cache_bytes=kv_bytes,
-                overhead_bytes=overhead,
-                total_bytes=weights + kv_bytes + overhead,
+                bits_per_weight=round(need.weights * 8 / params, 3) if params else 0.0,
+                weights_bytes=need.weights,
+                kv_cache_bytes=need.kv_cache,
+                overhead_bytes=need.overhead,
+                total_bytes=need.total,
             )
         )
-    return MemoryReport(estimates, summary, parts, rows, workload)
+    rules = [PrecisionRule.of(p) for p in precisions]
+    return MemoryReport(estimates, summary, kv_layers, parts, rules, workload)
 
 
-# ---- per GPU (for the fit engineer) --------------------------------------------------------------------
+# ---- per GPU (for the fit) -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -509,22 +548,17 @@ class GPUShare:
 
 
 def per_gpu(
-    report: Any, precision_or_bpw: str | float | Precision, workload: Workload, tp: int = 1
+    model: Model, precision_or_bpw: str | float | Precision, workload: Workload, tp: int = 1
 ) -> GPUShare:
-    """One GPU's share with tensor parallelism over ``tp`` GPUs.
+    """One GPU's share with tensor parallelism over ``tp`` GPUs (the sizing engine's ``Layout(tp)``).
 
-    Weights split evenly (``ceil(weights / tp)``); the KV cache per rank (:func:`hubfit.kv.kv_cache_bytes_per_gpu`:
+    Weights split evenly (``ceil(weights / tp)``); the KV cache per rank (:func:`hubfit.sizing.kv.kv_cache_bytes_per_gpu`:
     KV heads split, replicated when ``tp > kv_heads``, MLA latents replicated); the fixed overhead on every GPU and
     the activation workspace with its intermediate-wide part split.
     """
     if tp < 1:
         raise UsageError(f"tensor-parallel degree must be at least 1, got {tp}")
-    weights = weights_bytes(report, precision_or_bpw)
-    config = report.main.config
-    kv_rank = 0
-    if workload.overhead is None and config is not None:
-        kv_rank = kv.kv_cache_bytes_per_gpu(
-            config, resolve_context(config, workload), workload.batch, _kv_dtype(config, workload), tp
-        )
-    parts = overhead_parts(report, weights, workload, tp)
-    return GPUShare(tp, math.ceil(weights / tp), kv_rank, parts.total, parts)
+    engine = sizer(model, precision_or_bpw, workload)
+    need = engine.need(Layout(tp), resolve_context(model.main.config, workload))
+    parts = overhead_parts(model, engine.weights, workload, tp)
+    return GPUShare(tp, need.weights, need.kv_cache, need.overhead, parts)

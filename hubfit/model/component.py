@@ -1,0 +1,198 @@
+"""The analysed model: its components, their tensors by role, and the counts derived from them.
+
+:class:`Model` is what the model stage hands to sizing and fit: every tensor with its role and logical
+parameters, the config facts, the quantization format. The counts (:class:`ParameterSummary`,
+:class:`WeightSummary`) and :class:`Quantization` are plain data that the report carries as they are.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from hubfit.formats.safetensors import SafetensorsHeader
+from hubfit.model.config import ModelConfig
+from hubfit.model.params import LogicalTensor, active_parameters, inventory
+from hubfit.model.quant import QuantFormat
+
+__all__ = [
+    "Component",
+    "Model",
+    "ParameterSummary",
+    "Quantization",
+    "WeightSummary",
+    "component_from_headers",
+]
+
+
+@dataclass(frozen=True)
+class ParameterSummary:
+    """Parameter counts.
+
+    Attributes:
+        total: logical parameters (unpacked, without buffers, quantization metadata or tied copies).
+        active: parameters used per token (``total`` for a dense model).
+        stored_by_dtype: elements as stored in the files, per dtype (buffers and metadata included).
+        by_role: logical parameters per tensor role (embedding, linear, expert, norm ...).
+    """
+
+    total: int
+    active: int
+    stored_by_dtype: dict[str, int]
+    by_role: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, tensors: list[LogicalTensor], config: ModelConfig | None) -> ParameterSummary:
+        stored: Counter[str] = Counter()
+        roles: Counter[str] = Counter()
+        for t in tensors:
+            stored[t.dtype] += t.stored_elements
+            if t.parameters:
+                roles[t.role] += t.parameters
+        total = sum(roles.values())
+        return cls(total, active_parameters(tensors, config), _sorted(stored), _sorted(roles))
+
+    @classmethod
+    def sum(cls, parts: list[ParameterSummary]) -> ParameterSummary:
+        stored: Counter[str] = Counter()
+        roles: Counter[str] = Counter()
+        for p in parts:
+            stored.update(p.stored_by_dtype)
+            roles.update(p.by_role)
+        return cls(sum(p.total for p in parts), sum(p.active for p in parts), _sorted(stored), _sorted(roles))
+
+
+@dataclass(frozen=True)
+class WeightSummary:
+    """Bytes of tensor data as stored (from ``data_offsets``), per dtype, and the number of files."""
+
+    bytes: int
+    files: int
+    bytes_by_dtype: dict[str, int]
+
+    @classmethod
+    def of(cls, tensors: list[LogicalTensor], files: int) -> WeightSummary:
+        by_dtype: Counter[str] = Counter()
+        for t in tensors:
+            by_dtype[t.dtype] += t.stored_bytes
+        return cls(sum(by_dtype.values()), files, _sorted(by_dtype))
+
+    @classmethod
+    def sum(cls, parts: list[WeightSummary]) -> WeightSummary:
+        by_dtype: Counter[str] = Counter()
+        for p in parts:
+            by_dtype.update(p.bytes_by_dtype)
+        return cls(sum(by_dtype.values()), sum(p.files for p in parts), _sorted(by_dtype))
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """How a checkpoint is quantized: method (``gptq``, ``awq``, ``fp8`` ...), bits, group size, settings."""
+
+    method: str
+    bits: float | None
+    group_size: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Component:
+    """One model in a repository (the root model, a diffusers component, a sentence-transformers module)."""
+
+    name: str
+    kind: str
+    config: ModelConfig | None
+    tensors: list[LogicalTensor]
+    parameters: ParameterSummary
+    weights: WeightSummary
+    quantization: Quantization | None = None
+    files: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Model:
+    """Everything the model stage knows about one repository at one revision.
+
+    Attributes:
+        repo_id: Hub repo id, or the local directory's name.
+        revision: the revision asked for (``local`` for a directory).
+        sha: the commit read (``None`` for a directory).
+        source: ``hub`` or ``local``.
+        components: the root model, or each component of a pipeline (``name`` = its subfolder).
+        adapter: ``{"base_model", "peft_type", "r", "target_modules"}`` for a PEFT adapter repo.
+    """
+
+    repo_id: str
+    revision: str
+    sha: str | None
+    source: str
+    components: list[Component] = field(repr=False)
+    adapter: dict[str, Any] | None = None
+
+    @property
+    def main(self) -> Component:
+        """The component the memory model sizes: the root model, else the one with most parameters."""
+        for c in self.components:
+            if c.name == "":
+                return c
+        return max(self.components, key=lambda c: c.parameters.total)
+
+    @property
+    def config(self) -> ModelConfig | None:
+        """The main component's config."""
+        return self.main.config
+
+    @property
+    def quantization(self) -> Quantization | None:
+        """The main component's quantization."""
+        return self.main.quantization
+
+    @property
+    def parameters(self) -> ParameterSummary:
+        """Counts over every component."""
+        return ParameterSummary.sum([c.parameters for c in self.components])
+
+    @property
+    def weights(self) -> WeightSummary:
+        """Stored bytes over every component."""
+        return WeightSummary.sum([c.weights for c in self.components])
+
+    @property
+    def tensors(self) -> list[LogicalTensor]:
+        """Every tensor of every component."""
+        return [t for c in self.components for t in c.tensors]
+
+
+def component_from_headers(
+    headers: list[SafetensorsHeader],
+    config: ModelConfig | None,
+    *,
+    quant: QuantFormat | None = None,
+    name: str = "",
+    kind: str = "transformers",
+    files: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Component:
+    """A :class:`Component` from validated headers: tensor inventory, counts, quantization."""
+    tensors = inventory(headers, component=name, config=config, quant=quant)
+    quantization = None
+    if quant is not None:
+        method = quant.method or str(quant.config.get("quant_method", "unknown"))
+        quantization = Quantization(method, quant.bits, quant.group_size, quant.details())
+    return Component(
+        name=name,
+        kind=kind,
+        config=config,
+        tensors=tensors,
+        parameters=ParameterSummary.of(tensors, config),
+        weights=WeightSummary.of(tensors, len(headers)),
+        quantization=quantization,
+        files=list(files or [h.filename for h in headers]),
+        extra=dict(extra or {}),
+    )
+
+
+def _sorted(counter: Counter[str]) -> dict[str, int]:
+    return {k: counter[k] for k in sorted(counter, key=lambda k: (-counter[k], k)) if counter[k]}

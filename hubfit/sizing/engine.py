@@ -1,0 +1,291 @@
+"""The one sizing engine: what each device of a layout holds, for one precision, at one context.
+
+Every figure of the memory table and of the GPU fit comes from here:
+
+- :class:`TensorGroups` groups a model's tensors once by what decides their bytes in any precision (role,
+  logical parameters, stored bytes, tied copy) and by placement (a decoder layer of the main component; the
+  main component's output head and final norm; everything else: embeddings, buffers, other components). A
+  671B MoE's ~90,000 tensors collapse to a few hundred groups.
+- :class:`Sizer` sizes those groups in one :class:`~hubfit.sizing.memory.Precision`: bytes per decoder layer,
+  outside the layers, in total; the KV cache of any run of layers on one tensor-parallel rank; the overhead of
+  one device; and :meth:`Sizer.need`, the busiest device of a :class:`Layout`.
+
+A layout is ``tp`` tensor-parallel devices per stage and ``pp`` pipeline stages. Decoder layers are split into
+stages as vLLM's ``get_pp_indices`` does (the extra layers go to the stages before the last); the first stage
+also holds the embeddings and other components, the last the output head and final norm. Weights of a stage
+split evenly over its ``tp`` devices; the KV cache per rank follows :func:`hubfit.sizing.kv.kv_cache_bytes_per_gpu`
+(KV heads split, replicated when ``tp`` exceeds them, MLA latents replicated); the overhead
+(:func:`hubfit.sizing.memory.overhead_parts`) counts on every device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from hubfit.errors import UsageError
+from hubfit.model.params import LogicalTensor
+from hubfit.sizing import kv
+
+if TYPE_CHECKING:
+    from hubfit.model.component import Model
+    from hubfit.sizing.memory import Precision, Workload
+
+__all__ = ["DeviceNeed", "Layout", "Sizer", "TensorGroups"]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """``tp`` tensor-parallel devices per stage, ``pp`` pipeline stages (one node per stage beyond a node)."""
+
+    tp: int
+    pp: int = 1
+
+    def __post_init__(self) -> None:
+        if self.tp < 1 or self.pp < 1:
+            raise UsageError(
+                f"tensor-parallel and pipeline degrees must be at least 1, got {self.tp}x{self.pp}"
+            )
+
+    @property
+    def count(self) -> int:
+        """Devices in the layout."""
+        return self.tp * self.pp
+
+
+@dataclass(frozen=True)
+class DeviceNeed:
+    """What the busiest device of a layout holds (bytes): ``total = weights + kv_cache + overhead``."""
+
+    weights: int
+    kv_cache: int
+    overhead: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache + self.overhead
+
+
+_GroupKey = tuple[str, int, int, bool]
+
+
+def _key(t: LogicalTensor) -> _GroupKey:
+    return (t.role, t.parameters, t.stored_bytes, t.tied_to is not None)
+
+
+@dataclass(frozen=True)
+class TensorGroups:
+    """A model's tensors grouped once by what decides their bytes, with a count per group and placement.
+
+    Attributes:
+        layer_count: decoder layers of the main component (the config's count, or more if tensors say so).
+        samples: one tensor per group of decoder-layer tensors.
+        layered: ``(layer, index into samples, count)`` for every decoder layer.
+        head: ``(sample, count)`` of the main component's tensors outside the layers that are neither
+            embeddings nor buffers (output head, final norm): the last pipeline stage.
+        first: ``(sample, count)`` of everything else (embeddings, buffers, other components): the first stage.
+    """
+
+    layer_count: int
+    samples: tuple[LogicalTensor, ...]
+    layered: tuple[tuple[int, int, int], ...]
+    head: tuple[tuple[LogicalTensor, int], ...]
+    first: tuple[tuple[LogicalTensor, int], ...]
+
+    @classmethod
+    def of(cls, model: Model) -> TensorGroups:
+        """Group ``model``'s tensors (one pass over them)."""
+        main = model.main
+        groups: dict[_GroupKey, int] = {}
+        samples: list[LogicalTensor] = []
+        layered: dict[tuple[int, int], int] = {}
+        head: dict[_GroupKey, list[LogicalTensor | int]] = {}
+        first: dict[_GroupKey, list[LogicalTensor | int]] = {}
+        for component in model.components:
+            for t in component.tensors:
+                key = _key(t)
+                if component is main and t.layer is not None:
+                    index = groups.get(key)
+                    if index is None:
+                        index = groups[key] = len(samples)
+                        samples.append(t)
+                    slot = (t.layer, index)
+                    layered[slot] = layered.get(slot, 0) + 1
+                elif component is main and t.role not in ("embedding", "buffer"):
+                    _bump(head, key, t)
+                else:
+                    _bump(first, key, t)
+        configured = (main.config.num_hidden_layers if main.config is not None else None) or 0
+        count = max([configured] + [layer + 1 for layer, _ in layered])
+        return cls(
+            count,
+            tuple(samples),
+            tuple((layer, group, n) for (layer, group), n in layered.items()),
+            _pairs(head),
+            _pairs(first),
+        )
+
+
+def _bump(groups: dict[_GroupKey, list[LogicalTensor | int]], key: _GroupKey, t: LogicalTensor) -> None:
+    entry = groups.get(key)
+    if entry is None:
+        groups[key] = [t, 1]
+    else:
+        entry[1] = int(entry[1]) + 1  # type: ignore[call-overload]
+
+
+def _pairs(groups: dict[_GroupKey, list[LogicalTensor | int]]) -> tuple[tuple[LogicalTensor, int], ...]:
+    out: list[tuple[LogicalTensor, int]] = []
+    for sample, count in groups.values():
+        assert isinstance(sample, LogicalTensor) and isinstance(count, int)
+        out.append((sample, count))
+    return tuple(out)
+
+
+@dataclass
+class Sizer:
+    """One model in one precision under one workload: the engine every memory and fit figure comes from.
+
+    Args:
+        model: the analysed model (tensors, config, counts).
+        workload: context, batch, KV dtype, overhead mode.
+        precision: the target precision (``stored`` for the checkpoint as it is).
+        groups: the model's :class:`TensorGroups` (built once and shared across precisions).
+    """
+
+    model: Model
+    workload: Workload
+    precision: Precision
+    groups: TensorGroups
+    _kv_prefix: dict[tuple[int, int], list[int]] = field(default_factory=dict, init=False, repr=False)
+    _overheads: dict[tuple[int, int, int], int] = field(default_factory=dict, init=False, repr=False)
+    _tp_sizes: dict[tuple[int, bool], list[int]] = field(default_factory=dict, init=False, repr=False)
+
+    @cached_property
+    def kv_dtype(self) -> str:
+        """The KV-cache element type of the workload (the model's default when it names none)."""
+        from hubfit.sizing.memory import kv_dtype_of
+
+        return kv_dtype_of(self.model.main.config, self.workload)
+
+    @cached_property
+    def layers(self) -> list[int]:
+        """Weight bytes per decoder layer of the main component (index = layer)."""
+        sizes = [self.precision.tensor_bytes(sample) for sample in self.groups.samples]
+        out = [0] * self.groups.layer_count
+        for layer, group, count in self.groups.layered:
+            out[layer] += sizes[group] * count
+        return out
+
+    @cached_property
+    def head_bytes(self) -> int:
+        """Bytes outside the layers on the last stage: the main component's output head and final norm."""
+        return sum(self.precision.tensor_bytes(t) * n for t, n in self.groups.head)
+
+    @cached_property
+    def first_bytes(self) -> int:
+        """Bytes outside the layers on the first stage: embeddings, buffers, other components."""
+        return sum(self.precision.tensor_bytes(t) * n for t, n in self.groups.first)
+
+    @cached_property
+    def weights(self) -> int:
+        """All weight bytes in this precision."""
+        return sum(self.layers) + self.head_bytes + self.first_bytes
+
+    @cached_property
+    def specs(self) -> list[kv.LayerSpec]:
+        """The main component's KV-cache layer specs (empty without a decoder cache)."""
+        config = self.model.main.config
+        return kv.kv_specs(config) if config is not None else []
+
+    @cached_property
+    def active_weights(self) -> int:
+        """Weight bytes read per generated token: all of them, scaled to the active parameters for MoE."""
+        params = self.model.main.parameters
+        if not params.total or params.active >= params.total:
+            return self.weights
+        return math.ceil(self.weights * params.active / params.total)
+
+    def tp_sizes(self, per_node: int, unified_memory: bool, valid: Callable[[int], bool]) -> list[int]:
+        """Tensor-parallel sizes up to ``per_node`` that ``valid`` accepts (1 on unified memory), cached."""
+        key = (per_node, unified_memory)
+        if key not in self._tp_sizes:
+            sizes = [1] if unified_memory else range(1, per_node + 1)
+            self._tp_sizes[key] = [t for t in sizes if valid(t)]
+        return self._tp_sizes[key]
+
+    def stages(self, pp: int) -> list[range]:
+        """Decoder layer ranges per pipeline stage (vLLM get_pp_indices: extras before the last stage)."""
+        n = len(self.layers)
+        sizes = [n // pp] * pp
+        for i in range(n % pp):
+            sizes[-2 - i] += 1
+        out, start = [], 0
+        for size in sizes:
+            out.append(range(start, start + size))
+            start += size
+        return out
+
+    def kv_rank(self, layers: range | None, context: int, tp: int) -> int:
+        """KV cache on one TP rank for a run of layers (all layers when ``layers`` is None).
+
+        Per (context, tp) the per-layer figures of :func:`hubfit.sizing.kv.kv_cache_bytes_per_gpu` are summed
+        once into prefix sums, so a stage costs two lookups.
+        """
+        specs = self.specs
+        if not context or not specs or self.workload.overhead is not None:
+            return 0
+        key = (context, tp)
+        prefix = self._kv_prefix.get(key)
+        if prefix is None:
+            count = max(self.groups.layer_count, max(spec.layer for spec in specs) + 1)
+            per_layer = [0] * count
+            dtype = self.kv_dtype
+            for spec in specs:
+                per_layer[spec.layer] += kv.kv_cache_bytes_per_gpu(
+                    [spec], context, self.workload.batch, dtype, tp
+                )
+            prefix = [0]
+            for size in per_layer:
+                prefix.append(prefix[-1] + size)
+            self._kv_prefix[key] = prefix
+        if layers is None:
+            return prefix[-1]
+        return prefix[min(layers.stop, len(prefix) - 1)] - prefix[min(layers.start, len(prefix) - 1)]
+
+    def overhead(self, stage_weights: int, context: int, tp: int) -> int:
+        """One device's overhead (:func:`hubfit.sizing.memory.overhead_parts`).
+
+        The seed formula scales with the stage's weights; the documented model depends only on the context and
+        TP (fixed part, workspace, slack), so it is computed once per (context, tp).
+        """
+        from hubfit.sizing.memory import overhead_parts
+
+        seed = self.workload.overhead is not None
+        key = (stage_weights if seed else -1, 0 if seed else context, tp)
+        if key not in self._overheads:
+            workload = self.workload if seed else replace(self.workload, context=context)
+            self._overheads[key] = overhead_parts(self.model, stage_weights, workload, tp).total
+        return self._overheads[key]
+
+    def need(self, layout: Layout, context: int) -> DeviceNeed:
+        """What the busiest device of ``layout`` holds at ``context`` tokens per sequence."""
+        best = DeviceNeed(0, 0, 0)
+        stages = self.stages(layout.pp) if self.layers else [range(0)]
+        for i, layers in enumerate(stages):
+            stage = sum(self.layers[j] for j in layers)
+            if i == 0:
+                stage += self.first_bytes
+            if i == len(stages) - 1:
+                stage += self.head_bytes
+            if not self.layers:
+                stage = self.weights
+            weights = math.ceil(stage / layout.tp)
+            kv_bytes = self.kv_rank(layers if layout.pp > 1 else None, context, layout.tp)
+            need = DeviceNeed(weights, kv_bytes, self.overhead(stage, context, layout.tp))
+            if need.total > best.total:
+                best = need
+        return best
