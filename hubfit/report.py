@@ -29,7 +29,7 @@ from hubfit.fit.planner import FitReport
 from hubfit.model.component import Model, ParameterSummary, Quantization, WeightSummary
 from hubfit.sizing.memory import MemoryReport
 
-__all__ = ["SCHEMA_VERSION", "ComponentSummary", "Report", "json_schema"]
+__all__ = ["SCHEMA_VERSION", "ComponentSummary", "Report", "json_schema", "write_schema"]
 
 #: Version of the document's shape within the ``hubfit/1`` family; raised on every change of a field.
 SCHEMA_VERSION = 2
@@ -197,3 +197,18 @@ def json_schema() -> dict[str, Any]:
         "title": f"hubfit report ({JSON_SCHEMA}, schema_version {SCHEMA_VERSION})",
         **schema,
     }
+
+
+def write_schema(path: str | None = None) -> str:
+    """Write :func:`json_schema` as the shipped ``hubfit/data/report.schema.json`` (or ``path``); its text."""
+    import json
+    from pathlib import Path
+
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    target = Path(path) if path else Path(__file__).parent / "data" / "report.schema.json"
+    target.write_text(text, encoding="utf-8")
+    return text
+
+
+if __name__ == "__main__":  # python -m hubfit.report: regenerate the shipped schema from the types
+    write_schema()
