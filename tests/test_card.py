@@ -18,8 +18,9 @@ import hubfit
 from fixtures.hub_writes import discussions, lose_next_answers, readme
 from hubfit.errors import ConflictError, DiscussionsDisabledError, PublishError
 from hubfit.publish._hub import Publisher
-from hubfit.publish.card import PR_TITLE, apply_card, plan_card, render_section
+from hubfit.publish.card import PR_TITLE, apply_card, plan_card
 from hubfit.publish.cardtext import current_section
+from hubfit.render.report import card_section as render_section
 from hubfit.source.hub import HubClient
 
 

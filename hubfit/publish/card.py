@@ -30,11 +30,10 @@ from typing import Any
 
 from hubfit import __version__
 from hubfit.errors import UsageError
-from hubfit.fit.planner import Fit, FitDetail, FitReport
 from hubfit.publish.cardtext import END_MARKER, START_MARKER, apply_section, card_diff, current_section
-from hubfit.render.markup import cell, code
-from hubfit.sizing.memory import MemoryReport
-from hubfit.units import gb, gib, human_bytes, human_count
+from hubfit.render.report import PROVENANCE as _PROVENANCE
+from hubfit.render.report import card_section
+from hubfit.report import Report
 
 __all__ = [
     "PR_TITLE",
@@ -42,7 +41,6 @@ __all__ = [
     "CardResult",
     "apply_card",
     "plan_card",
-    "render_section",
     "same_section",
 ]
 
@@ -51,114 +49,6 @@ logger = logging.getLogger(__name__)
 PR_TITLE = "Add hardware requirements (hubfit)"
 UPDATE_MESSAGE = "Update hardware requirements (hubfit)"
 README = "README.md"
-_PROVENANCE = "<sub>Computed by hubfit "
-
-
-def _bytes(n: int) -> str:
-    return human_bytes(n)
-
-
-def render_section(report: Any) -> str:
-    """The card section for ``report``, markers included, ``\\n`` line endings, no trailing newline.
-
-    Every figure comes from the report; strings from the repository are code spans (inert Markdown).
-    """
-    p, w = report.parameters, report.weights
-    lines = [START_MARKER, "## Hardware requirements", "", "| | |", "|---|---|"]
-    lines.append(f"| Parameters | {p.total:,} ({human_count(p.total)}) |")
-    if p.active != p.total:
-        lines.append(f"| Active parameters per token | {p.active:,} ({human_count(p.active)}) |")
-    dtypes = ", ".join(f"{cell(dtype)} {_bytes(n)}" for dtype, n in w.bytes_by_dtype.items())
-    files = f"{w.files} file{'s' if w.files != 1 else ''}"
-    lines.append(f"| Checkpoint weights | {_bytes(w.bytes)} in {files}: {dtypes} |")
-    q = report.quantization
-    if q is not None:
-        detail = [cell(q.method)]
-        if q.bits:
-            detail.append(f"{q.bits:g}-bit")
-        if q.group_size and q.group_size > 0:
-            detail.append(f"group size {q.group_size}")
-        elif q.group_size == -1:
-            detail.append("per-channel scales (group size -1)")
-        lines.append(f"| Quantization | {', '.join(detail)} |")
-    if report.adapter:
-        base = report.adapter.get("base_model")
-        lines.append(f"| Adapter | {cell(report.adapter.get('peft_type'))} for {cell(base)} |")
-    if len(report.components) > 1:
-        lines += ["", "| Component | Parameters | Weights |", "|---|---:|---:|"]
-        for c in report.components:
-            lines.append(
-                f"| {cell(c.name or '(root)')} | {c.parameters.total:,} | {_bytes(c.weights.bytes)} |"
-            )
-    if report.memory is not None:
-        lines += _memory_lines(report.memory)
-    if report.fit is not None:
-        lines += _fit_lines(report.fit)
-    sha = code(report.sha[:12]) if report.sha else code(report.revision)
-    how = "Estimates: weights in each precision + KV cache + runtime overhead. " if report.memory else ""
-    lines += [
-        "",
-        f"{_PROVENANCE}{__version__} from `config.json` and the safetensors headers of {code(report.repo_id)} "
-        f"at commit {sha}, without downloading weights. {how}GB = 10^9 bytes, GiB = 2^30 bytes.</sub>",
-        END_MARKER,
-    ]
-    return "\n".join(lines)
-
-
-def _memory_lines(memory: MemoryReport) -> list[str]:
-    kv = memory.kv_cache
-    if memory.workload.overhead is not None:
-        title = f"### Memory (weights x {1 + memory.workload.overhead:g}, no KV cache)"
-    elif kv.context == 0:
-        title = "### Memory (weights only, no KV cache)"
-    else:
-        title = f"### Memory at {kv.context:,} tokens, batch {kv.batch}, KV cache {kv.dtype}"
-    lines = [
-        "",
-        title,
-        "",
-        "| Precision | Weights | KV cache | Overhead | Total |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for e in memory.estimates:
-        lines.append(
-            f"| {e.precision} | {gb(e.weights_bytes)} | {gb(e.kv_cache_bytes)} | {gb(e.overhead_bytes)} "
-            f"| {_bytes(e.total_bytes)} |"
-        )
-    return lines
-
-
-def _fit_lines(fit: FitReport) -> list[str]:
-    if not fit.fits:
-        return []
-    precisions = list(dict.fromkeys(row.precision for row in fit.fits))
-    rows: dict[str, dict[str, tuple[Fit, FitDetail]]] = {}
-    memory: dict[str, int] = {}
-    for row, detail in fit.rows():
-        rows.setdefault(row.gpu, {})[row.precision] = (row, detail)
-        memory[row.gpu] = detail.usable_bytes
-    fixed = fit.fit_settings.fixed_count
-    if fixed:
-        plural = "s" if fixed != 1 else ""
-        title = f"### GPUs: does it fit on {fixed} device{plural}?"
-        legend = "yes: fits; no: does not fit."
-    else:
-        title = "### GPUs: the fewest that hold the model"
-        legend = "Nx: N devices (tensor parallel, pipeline stages across nodes beyond 8); -: no layout fits."
-    lines = ["", title, "", "| GPU | " + " | ".join(precisions) + " |", "|---|" + "---:|" * len(precisions)]
-    for name, by_precision in rows.items():
-        cells = []
-        for prec in precisions:
-            pair = by_precision.get(prec)
-            if pair is None:
-                cells.append("")
-            elif fixed:
-                cells.append("yes" if pair[1].fits else "no")
-            else:
-                cells.append(f"{pair[0].count}x" if pair[1].fits else "-")
-        lines.append(f"| {name} ({gib(memory[name])}) | " + " | ".join(cells) + " |")
-    lines += ["", legend]
-    return lines
 
 
 def same_section(a: str | None, b: str | None) -> bool:
@@ -251,21 +141,21 @@ def _open_hubfit_prs(publisher: Any, repo_id: str) -> list[Any]:
     return sorted(prs, key=lambda d: d.num)
 
 
-def plan_card(publisher: Any, report: Any, *, mode: str = "pr", section: str | None = None) -> CardPlan:
+def plan_card(publisher: Any, report: Report, *, mode: str = "pr", section: str | None = None) -> CardPlan:
     """Read the card (and hubfit's open PR) and decide what to write; nothing is written.
 
     Args:
         publisher: a :class:`hubfit.publish._hub.Publisher`.
         report: the Report to render (a Hub report: ``report.source == "hub"``).
         mode: ``"pr"`` (default) or ``"commit"`` (push to ``main``; needs write access).
-        section: a pre-rendered section (default :func:`render_section` of ``report``).
+        section: a pre-rendered section (default :func:`hubfit.render.report.card_section` of ``report``).
     """
     if mode not in ("pr", "commit"):
         raise ValueError(f"mode must be 'pr' or 'commit', not {mode!r}")
     if report.source != "hub":
         raise UsageError("hubfit card publishes to a Hub repository; a local directory has no card to update")
     repo_id = report.repo_id
-    section = section if section is not None else render_section(report)
+    section = section if section is not None else card_section(report)
     main_sha = publisher.head(repo_id, "main")
     main_readme = publisher.read_file(repo_id, README, main_sha)
     repo_url = f"{publisher.endpoint}/{repo_id}"

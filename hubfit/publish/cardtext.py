@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass
 
 from hubfit.errors import PublishError
+from hubfit.render.markup import END_MARKER, START_MARKER
 
 __all__ = [
     "END_MARKER",
@@ -37,8 +38,6 @@ __all__ = [
     "minimal_card",
 ]
 
-START_MARKER = "<!-- hubfit:start -->"
-END_MARKER = "<!-- hubfit:end -->"
 
 # The Hub's own front-matter regex (huggingface_hub/repocard.py REGEX_YAML_BLOCK, "exact same regex as in the
 # Hub server"), copied so this module stays import-cheap.

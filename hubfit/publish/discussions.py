@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from hubfit.errors import PublishError
-from hubfit.publish.card import render_section, same_section
+from hubfit.publish.card import same_section
 from hubfit.publish.cardtext import END_MARKER, START_MARKER
+from hubfit.render.report import card_section
 
 __all__ = [
     "COMMENT_MARKER",
@@ -37,7 +38,7 @@ COMMENT_MARKER = "<!-- hubfit:comment -->"
 
 def render_comment(report: Any, *, marker: str = COMMENT_MARKER) -> str:
     """The comment for ``report``: the card section's content (without card markers) and ``marker``."""
-    lines = render_section(report).split("\n")
+    lines = card_section(report).split("\n")
     assert lines[0] == START_MARKER and lines[-1] == END_MARKER
     body = lines[1:-1]
     body.insert(

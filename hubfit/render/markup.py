@@ -24,7 +24,11 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_VALUE_LEN", "cell", "code"]
+__all__ = ["END_MARKER", "MAX_VALUE_LEN", "START_MARKER", "cell", "code"]
+
+#: The lines that open and close hubfit's section of a model card (and of a comment body).
+START_MARKER = "<!-- hubfit:start -->"
+END_MARKER = "<!-- hubfit:end -->"
 
 #: Longest repo-supplied value rendered in full; longer values are cut and end with an ellipsis.
 MAX_VALUE_LEN = 120

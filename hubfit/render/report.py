@@ -7,23 +7,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hubfit.render.markup import cell, code
+from hubfit import __version__
+from hubfit.fit.planner import Fit, FitDetail, FitReport
+from hubfit.render.markup import END_MARKER, START_MARKER, cell, code
 from hubfit.report import ComponentSummary, Report
 from hubfit.sizing.memory import MemoryReport, PrecisionRule
-from hubfit.units import GB, GIB, human_bytes, human_count
+from hubfit.units import GB, GIB, gb, gib, human_bytes, human_count
 
-__all__ = ["describe", "to_markdown", "to_text"]
+__all__ = ["PROVENANCE", "card_section", "describe", "to_markdown", "to_text"]
 
 
-def _quant_line(report: Report) -> str | None:
+#: The first words of the card section's provenance line (what ``same_section`` leaves out of a comparison).
+PROVENANCE = "<sub>Computed by hubfit "
+
+
+def _quant_line(report: Report, *, markdown: bool = False) -> str | None:
+    """Method, bits and group size; the method (a string from the repository) as inert Markdown if asked."""
     q = report.quantization
     if q is None:
         return None
-    parts = [q.method]
+    parts = [cell(q.method) if markdown else q.method]
     if q.bits:
         parts.append(f"{q.bits:g}-bit")
     if q.group_size == -1:
-        parts.append("one group per output channel")  # GPTQ's group_size -1
+        parts.append("per-channel scales (group size -1)")  # GPTQ's group_size -1
     elif q.group_size:
         parts.append(f"group size {q.group_size}")
     return ", ".join(parts)
@@ -168,9 +175,9 @@ def to_markdown(report: Report) -> str:
         out.append(f"| Active parameters per token | {p.active:,} ({human_count(p.active)}) |")
     out.append(f"| Stored elements | {_dtype_list(p.stored_by_dtype, lambda n: f'{n:,}')} |")
     out.append(f"| Weights | {human_bytes(w.bytes)} in {w.files} file{'s' if w.files != 1 else ''} |")
-    quant = _quant_line(report)
+    quant = _quant_line(report, markdown=True)
     if quant:
-        out.append(f"| Quantization | {cell(quant)} |")
+        out.append(f"| Quantization | {quant} |")
     comps = _component_rows(report)
     if comps:
         out += ["", "| Component | Parameters | Weights |", "|---|---:|---:|"]
@@ -189,3 +196,102 @@ def to_markdown(report: Report) -> str:
     out.append("")
     out.append("Sizes: GB = 10^9 bytes, GiB = 2^30 bytes.")
     return "\n".join(out) + "\n"
+
+
+# ---- the model card's section (also the body of Hub discussion comments) ------------------------------
+
+
+def card_section(report: Report) -> str:
+    """The card section for ``report``, markers included, ``\\n`` line endings, no trailing newline.
+
+    Every figure comes from the report; strings from the repository are code spans (inert Markdown).
+    """
+    p, w = report.parameters, report.weights
+    lines = [START_MARKER, "## Hardware requirements", "", "| | |", "|---|---|"]
+    lines.append(f"| Parameters | {p.total:,} ({human_count(p.total)}) |")
+    if p.active != p.total:
+        lines.append(f"| Active parameters per token | {p.active:,} ({human_count(p.active)}) |")
+    dtypes = ", ".join(f"{cell(dtype)} {human_bytes(n)}" for dtype, n in w.bytes_by_dtype.items())
+    files = f"{w.files} file{'s' if w.files != 1 else ''}"
+    lines.append(f"| Checkpoint weights | {human_bytes(w.bytes)} in {files}: {dtypes} |")
+    quant = _quant_line(report, markdown=True)
+    if quant:
+        lines.append(f"| Quantization | {quant} |")
+    if report.adapter:
+        base = report.adapter.get("base_model")
+        lines.append(f"| Adapter | {cell(report.adapter.get('peft_type'))} for {cell(base)} |")
+    if len(report.components) > 1:
+        lines += ["", "| Component | Parameters | Weights |", "|---|---:|---:|"]
+        for c in report.components:
+            lines.append(
+                f"| {cell(c.name or '(root)')} | {c.parameters.total:,} | {human_bytes(c.weights.bytes)} |"
+            )
+    if report.memory is not None:
+        lines += _memory_lines(report.memory)
+    if report.fit is not None:
+        lines += _fit_lines(report.fit)
+    sha = code(report.sha[:12]) if report.sha else code(report.revision)
+    how = "Estimates: weights in each precision + KV cache + runtime overhead. " if report.memory else ""
+    lines += [
+        "",
+        f"{PROVENANCE}{__version__} from `config.json` and the safetensors headers of {code(report.repo_id)} "
+        f"at commit {sha}, without downloading weights. {how}GB = 10^9 bytes, GiB = 2^30 bytes.</sub>",
+        END_MARKER,
+    ]
+    return "\n".join(lines)
+
+
+def _memory_lines(memory: MemoryReport) -> list[str]:
+    kv = memory.kv_cache
+    if memory.workload.overhead is not None:
+        title = f"### Memory (weights x {1 + memory.workload.overhead:g}, no KV cache)"
+    elif kv.context == 0:
+        title = "### Memory (weights only, no KV cache)"
+    else:
+        title = f"### Memory at {kv.context:,} tokens, batch {kv.batch}, KV cache {kv.dtype}"
+    lines = [
+        "",
+        title,
+        "",
+        "| Precision | Weights | KV cache | Overhead | Total |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for e in memory.estimates:
+        lines.append(
+            f"| {e.precision} | {gb(e.weights_bytes)} | {gb(e.kv_cache_bytes)} | {gb(e.overhead_bytes)} "
+            f"| {human_bytes(e.total_bytes)} |"
+        )
+    return lines
+
+
+def _fit_lines(fit: FitReport) -> list[str]:
+    if not fit.fits:
+        return []
+    precisions = list(dict.fromkeys(row.precision for row in fit.fits))
+    rows: dict[str, dict[str, tuple[Fit, FitDetail]]] = {}
+    memory: dict[str, int] = {}
+    for row, detail in fit.rows():
+        rows.setdefault(row.gpu, {})[row.precision] = (row, detail)
+        memory[row.gpu] = detail.usable_bytes
+    fixed = fit.fit_settings.fixed_count
+    if fixed:
+        plural = "s" if fixed != 1 else ""
+        title = f"### GPUs: does it fit on {fixed} device{plural}?"
+        legend = "yes: fits; no: does not fit."
+    else:
+        title = "### GPUs: the fewest that hold the model"
+        legend = "Nx: N devices (tensor parallel, pipeline stages across nodes beyond 8); -: no layout fits."
+    lines = ["", title, "", "| GPU | " + " | ".join(precisions) + " |", "|---|" + "---:|" * len(precisions)]
+    for name, by_precision in rows.items():
+        cells = []
+        for prec in precisions:
+            pair = by_precision.get(prec)
+            if pair is None:
+                cells.append("")
+            elif fixed:
+                cells.append("yes" if pair[1].fits else "no")
+            else:
+                cells.append(f"{pair[0].count}x" if pair[1].fits else "-")
+        lines.append(f"| {name} ({gib(memory[name])}) | " + " | ".join(cells) + " |")
+    lines += ["", legend]
+    return lines
