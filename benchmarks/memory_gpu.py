@@ -204,7 +204,7 @@ def cpu_check(names: list[str], context: int = 96, batch: int = 2) -> list[Row]:
         raw = load_config(name, tiny=True)
         model = build(raw, "cpu")
         report = report_of(model, raw)
-        chunk = int(memory._overhead_constant("prefill_chunk_tokens"))
+        chunk = int(memory.overhead_constant("prefill_chunk_tokens"))
         cache = run_workload(model, context, batch, min(chunk, 32), "cpu")
         rows.append(
             Row(
@@ -227,7 +227,7 @@ def gpu_run(names: list[str], contexts: list[int], batch: int) -> list[Row]:
 
     device = "cuda"
     gpu = torch.cuda.get_device_name()
-    chunk = int(memory._overhead_constant("prefill_chunk_tokens"))
+    chunk = int(memory.overhead_constant("prefill_chunk_tokens"))
     rows = []
     for name in names:
         raw = load_config(name)
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     text = (
         "# Memory model vs real allocations (benchmarks/memory_gpu.py)\n\n"
         f"torch {torch.__version__}, transformers {transformers.__version__}, batch {args.batch}, BF16 weights and KV, "
-        f"chunked prefill of {memory._overhead_constant('prefill_chunk_tokens')} tokens then {GEN_TOKENS} generated; "
+        f"chunked prefill of {memory.overhead_constant('prefill_chunk_tokens')} tokens then {GEN_TOKENS} generated; "
         "total measured = peak reserved + memory outside torch (CUDA context ...). GB = 10^9 bytes.\n\n"
         + table(rows)
     )

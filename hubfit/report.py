@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from hubfit import __version__
+from hubfit._version import __version__
 from hubfit.constants import JSON_SCHEMA
 from hubfit.errors import HeaderError
 from hubfit.fit.planner import FitReport

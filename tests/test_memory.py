@@ -22,7 +22,7 @@ from hubfit.errors import UsageError
 from hubfit.formats.safetensors import validate_header
 from hubfit.model.component import Model, component_from_headers
 from hubfit.model.config import ModelConfig
-from hubfit.sizing import memory
+from hubfit.sizing import memory, rules
 
 
 def raw_config(repo_id: str) -> dict:
@@ -190,10 +190,10 @@ def test_documented_overhead_model(llama70: Model) -> None:
 def test_moe_workspace_uses_the_experts_a_token_visits() -> None:
     config = ModelConfig(raw_config("Qwen/Qwen3-30B-A3B"))
     # 8 routed experts per token x moe_intermediate_size 768 (no shared expert)
-    assert memory._ffn_width(config) == 8 * 768
+    assert rules._ffn_width(config) == 8 * 768
     deepseek = ModelConfig(raw_config("deepseek-ai/DeepSeek-V3"))
     # 8 x 2048 routed + 1 shared x 2048, against the 18432-wide dense layers of the first 3 layers
-    assert memory._ffn_width(deepseek) == max(8 * 2048 + 2048, 18432)
+    assert rules._ffn_width(deepseek) == max(8 * 2048 + 2048, 18432)
 
 
 # ---- per GPU and per layer -----------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from hubfit import __version__
+from hubfit._version import __version__
 from hubfit.errors import UsageError
 from hubfit.publish.cardtext import END_MARKER, START_MARKER, apply_section, card_diff, current_section
 from hubfit.render.report import PROVENANCE as _PROVENANCE

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hubfit import __version__
+from hubfit._version import __version__
 from hubfit.fit.planner import Fit, FitDetail, FitReport
 from hubfit.render.markup import END_MARKER, START_MARKER, cell, code
 from hubfit.report import ComponentSummary, Report

@@ -15,7 +15,7 @@ stages as vLLM's ``get_pp_indices`` does (the extra layers go to the stages befo
 also holds the embeddings and other components, the last the output head and final norm. Weights of a stage
 split evenly over its ``tp`` devices; the KV cache per rank follows :func:`hubfit.sizing.kv.kv_cache_bytes_per_gpu`
 (KV heads split, replicated when ``tp`` exceeds them, MLA latents replicated); the overhead
-(:func:`hubfit.sizing.memory.overhead_parts`) counts on every device.
+(:func:`hubfit.sizing.rules.overhead_parts`) counts on every device.
 """
 
 from __future__ import annotations
@@ -24,15 +24,12 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 from hubfit.errors import UsageError
+from hubfit.model.component import Model
 from hubfit.model.params import LogicalTensor
 from hubfit.sizing import kv
-
-if TYPE_CHECKING:
-    from hubfit.model.component import Model
-    from hubfit.sizing.memory import Precision, Workload
+from hubfit.sizing.rules import Precision, Workload, kv_dtype_of, overhead_parts
 
 __all__ = ["DeviceNeed", "Layout", "Sizer", "TensorGroups"]
 
@@ -167,8 +164,6 @@ class Sizer:
     @cached_property
     def kv_dtype(self) -> str:
         """The KV-cache element type of the workload (the model's default when it names none)."""
-        from hubfit.sizing.memory import kv_dtype_of
-
         return kv_dtype_of(self.model.main.config, self.workload)
 
     @cached_property
@@ -257,13 +252,11 @@ class Sizer:
         return prefix[min(layers.stop, len(prefix) - 1)] - prefix[min(layers.start, len(prefix) - 1)]
 
     def overhead(self, stage_weights: int, context: int, tp: int) -> int:
-        """One device's overhead (:func:`hubfit.sizing.memory.overhead_parts`).
+        """One device's overhead (:func:`hubfit.sizing.rules.overhead_parts`).
 
         The seed formula scales with the stage's weights; the documented model depends only on the context and
         TP (fixed part, workspace, slack), so it is computed once per (context, tp).
         """
-        from hubfit.sizing.memory import overhead_parts
-
         seed = self.workload.overhead is not None
         key = (stage_weights if seed else -1, 0 if seed else context, tp)
         if key not in self._overheads:
