@@ -37,7 +37,9 @@ import yaml
 
 from fixtures.catalog import LLAMA2_70B, LLAMA2_70B_GPTQ, QWEN25_05B, TOKEN_GRANTED
 from fixtures.hub_server import FileEntry
-from hubfit.action import run as action
+from hubfit.action.comment import marker
+from hubfit.action.git import write_tree
+from hubfit.action.inputs import ActionInputs, FitTarget, RunnerContext
 from hubfit.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -407,7 +409,7 @@ def test_pull_request_comment_summary_outputs_and_update_in_place(
     assert len(github.calls("POST", r"/issues/2/comments")) == 1
     [comment] = github.comments[2]
     body = comment["body"]
-    assert body.endswith(action.marker("model"))
+    assert body.endswith(marker("model"))
     # The parameter count is the published one on both sides: GPTQ's packed I32 words are unpacked
     # (8 four-bit weights each), not counted as elements.
     assert f"| Parameters | {LLAMA2_70B_PARAMS:,} | {LLAMA2_70B_PARAMS:,} | — |" in body
@@ -589,7 +591,39 @@ def test_fork_pull_request_then_workflow_run(tmp_path: Path, fake_hub, github: F
     assert f"| Parameters | {LLAMA2_70B_PARAMS:,} | {LLAMA2_70B_PARAMS:,} | — |" in posted["body"]
     assert "@\u200bocto-org/maintainers" in posted["body"]  # mentions from the artifact do not notify
     assert "hubfit:action 000000000000" not in posted["body"]
-    assert posted["body"].endswith(action.marker("model"))
+    assert posted["body"].endswith(marker("model"))
+
+
+def test_render_comment_is_a_function_of_two_reports(fake_hub) -> None:
+    # The comment renders the reports as they are stored (report.json / base.json round-trip), so a comment
+    # rebuilt from the artifacts is the one that was posted.
+    from hubfit.fit.planner import HardwareQuery
+    from hubfit.pipeline import analyze
+    from hubfit.render.comment import TargetCheck, render_comment
+    from hubfit.report import Report
+    from hubfit.sizing import Workload
+
+    def report(repo_id: str) -> Report:
+        return analyze(
+            repo_id,
+            token=TOKEN_GRANTED,
+            workload=Workload(precisions=("stored",)),
+            hardware=HardwareQuery(gpus=("H100 80GB",)),
+        )
+
+    head, base = report(LLAMA2_70B_GPTQ), report(LLAMA2_70B)
+    target = TargetCheck("1x H100 80GB @ stored", True, "H100 80GB", 40 * 2**30, 79 * 2**30)
+    body = render_comment(head, base, head_label="this pull request", target=target)
+    stored = [Report.from_dict(json.loads(json.dumps(r.to_dict()))) for r in (head, base)]
+    assert render_comment(*stored, head_label="this pull request", target=target) == body
+    assert body.startswith(f"## hubfit: hardware report\n\n**`{LLAMA2_70B_GPTQ}`** at `{head.sha[:12]}`.\n")
+    assert f"| | base `{base.revision}` `{base.sha[:7]}` | this pull request | change |" in body
+    assert f"| Parameters | {LLAMA2_70B_PARAMS:,} | {LLAMA2_70B_PARAMS:,} | — |" in body
+    assert "✅ `fail-if-exceeds` `1x H100 80GB @ stored`: the model fits (40.00 GiB per GPU" in body
+    assert "<summary>Full report</summary>" in body and "Git LFS" not in body
+    compact = render_comment(head, None, head_label="checkout", run_url="https://x/run/1", compact=True)
+    assert "| change |" not in compact and "<details>" not in compact
+    assert "The full report is in the [job summary](https://x/run/1)." in compact
 
 
 # ---- action.yml ---------------------------------------------------------------------------------------------
@@ -629,8 +663,8 @@ def test_action_yml_parses_and_every_input_is_used() -> None:
         "report-dir": "artifact",
     }
     assert set(values) == set(spec["inputs"])
-    got = action.ActionInputs.from_env({mapped_name: values[i] for i, mapped_name in mapped.items()})
-    assert got == action.ActionInputs(
+    got = ActionInputs.from_env({mapped_name: values[i] for i, mapped_name in mapped.items()})
+    assert got == ActionInputs(
         model="models/llama",
         hub_repo="octo-org/llama",
         revision="v1.0",
@@ -642,7 +676,7 @@ def test_action_yml_parses_and_every_input_is_used() -> None:
         update_card="commit",
         hf_token="hf_x",
         github_token="ghs_x",
-        fail_if_exceeds=action.FitTarget(2, "RTX 4090", "int4"),
+        fail_if_exceeds=FitTarget(2, "RTX 4090", "int4"),
         report_dir="artifact",
     )
     # Outputs come from the run step, and the install step pins this action's own checkout.
@@ -660,19 +694,19 @@ def test_action_yml_parses_and_every_input_is_used() -> None:
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("1x RTX 4090 @ int4", action.FitTarget(1, "RTX 4090", "int4")),
-        ("2 × H100 80GB @ fp8", action.FitTarget(2, "H100 80GB", "fp8")),
-        ("A100 80GB@stored", action.FitTarget(1, "A100 80GB", "stored")),
+        ("1x RTX 4090 @ int4", FitTarget(1, "RTX 4090", "int4")),
+        ("2 × H100 80GB @ fp8", FitTarget(2, "H100 80GB", "fp8")),
+        ("A100 80GB@stored", FitTarget(1, "A100 80GB", "stored")),
     ],
 )
-def test_fit_target_parse(text: str, expected: action.FitTarget) -> None:
-    assert action.FitTarget.parse(text) == expected
+def test_fit_target_parse(text: str, expected: FitTarget) -> None:
+    assert FitTarget.parse(text) == expected
 
 
 @pytest.mark.parametrize("text", ["RTX 4090", "0x RTX 4090 @ int4", "1x @ int4", "1x RTX 4090 @ int 4"])
 def test_fit_target_parse_rejects(text: str) -> None:
     with pytest.raises(UsageError, match="fail-if-exceeds"):
-        action.FitTarget.parse(text)
+        FitTarget.parse(text)
 
 
 @pytest.mark.parametrize(
@@ -686,7 +720,7 @@ def test_fit_target_parse_rejects(text: str) -> None:
 )
 def test_inputs_rejected_with_one_line(env: dict[str, str], message: str) -> None:
     with pytest.raises(UsageError, match=message):
-        action.ActionInputs.from_env(env)
+        ActionInputs.from_env(env)
 
 
 def test_unknown_gpu_in_target_fails_before_analysis(tmp_path: Path, fake_hub, github: FakeGitHub) -> None:
@@ -707,7 +741,7 @@ def test_write_tree_keeps_pointers(tmp_path: Path, fake_hub) -> None:
     sha = checkout.commit(files, "Qwen")
     checkout.commit({}, "remove the model")
     dest = tmp_path / "base"
-    count = action.write_tree(checkout.path, sha, "model", dest)
+    count = write_tree(checkout.path, sha, "model", dest)
     assert count == len(files)
     for name, entry in files.items():
         assert (dest / name).read_bytes() == (entry.lfs_pointer if entry.lfs else entry.prefix)
@@ -741,6 +775,7 @@ def test_push_to_default_branch_refreshes_the_card(tmp_path: Path, fake_hub, git
     done, _, _ = run_step(tmp_path, github, checkout, "push", event, inputs)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"refreshing the model card of {repo_id} (pr)" in done.stdout
+    assert f"{repo_id}: opening a pull request against main" in done.stdout  # the plan, then the write
     commits = [w for w in writes(fake_hub) if w.get("repo_id") == repo_id and w.get("kind") == "pull_request"]
     assert len(commits) == 1
     card = readme(fake_hub, repo_id, commits[0]["ref"]).decode()
@@ -784,7 +819,7 @@ def test_update_card_needs_hub_repo(tmp_path: Path, fake_hub, github: FakeGitHub
 def test_on_default_branch(tmp_path: Path, event_name: str, event: dict, ref: str, expected: bool) -> None:
     path = tmp_path / "event.json"
     path.write_text(json.dumps(event))
-    ctx = action.RunnerContext.from_env(
+    ctx = RunnerContext.from_env(
         {"GITHUB_EVENT_NAME": event_name, "GITHUB_EVENT_PATH": str(path), "GITHUB_REF": ref}
     )
     assert ctx.on_default_branch is expected
