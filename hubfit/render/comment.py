@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from hubfit import __version__
+from hubfit._version import __version__
 from hubfit.render.markup import code
 from hubfit.render.report import to_markdown
 from hubfit.units import gb, gib, human_bytes
