@@ -14,7 +14,7 @@ from hubfit.model.component import Component, Model, component_from_headers
 from hubfit.model.config import ModelConfig
 from hubfit.model.layout import ComponentFiles, find_components
 from hubfit.report import Report
-from hubfit.source.sources import Progress, Source, open_source
+from hubfit.source.sources import HubSource, Progress, Source, open_source
 
 if TYPE_CHECKING:
     from hubfit.fit.planner import HardwareQuery
@@ -96,15 +96,14 @@ def analyze_model(source: Source) -> Model:
     """The model stage for an opened source: components, tensors by role, counts (no sizing)."""
     files = source.files()
     layout = find_components(files, source.read_json)
-    prefetch = getattr(source, "prefetch", None)
-    if prefetch is not None:
+    if isinstance(source, HubSource):  # one round of concurrent small-file reads before the headers
         wanted: list[str] = []
         for part in layout:
             prefix = f"{part.name}/" if part.name else ""
             wanted += [p for p in (part.config_path, f"{prefix}quantize_config.json") if p]
             if part.index_path and not source.uses_sharded_endpoint(part.weights, part.index_path):
                 wanted.append(part.index_path)
-        prefetch(wanted)
+        source.prefetch(wanted)
     components = [_component(source, part) for part in layout]
     adapter = None
     if layout[0].kind == "adapter":

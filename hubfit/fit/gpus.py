@@ -128,7 +128,8 @@ class GPU:
 @cache
 def _document() -> dict[str, Any]:
     text = resources.files("hubfit").joinpath("data/gpus.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    document: dict[str, Any] = yaml.safe_load(text)
+    return document
 
 
 def _row_to_gpu(row: dict[str, Any]) -> GPU:

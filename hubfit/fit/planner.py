@@ -119,7 +119,9 @@ def valid_tp(config: ModelConfig | None, tp: int) -> bool:
 def _valid_tp(config: ModelConfig | None, tp: int, mla: bool) -> bool:
     if tp == 1:
         return True
-    heads = config.num_attention_heads if config is not None else None
+    if config is None:
+        return False
+    heads = config.num_attention_heads
     if not heads or heads % tp:
         return False
     if not mla:

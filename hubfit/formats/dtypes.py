@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import yaml
 
 
 @cache
-def _table() -> dict[str, dict]:
+def _table() -> dict[str, dict[str, Any]]:
     text = resources.files("hubfit").joinpath("data/dtypes.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)["dtypes"]
+    table: dict[str, dict[str, Any]] = yaml.safe_load(text)["dtypes"]
+    return table
 
 
 def known(dtype: str) -> bool:

@@ -14,9 +14,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from hubfit.errors import NoWeightsError
+
+#: Reads a JSON file of the repository by path (``None`` when it is absent).
+ReadJson = Callable[[str], Any]
 
 __all__ = ["ComponentFiles", "WEIGHT_SUFFIXES", "find_components"]
 
@@ -70,7 +75,9 @@ def _numbered_shards(files: dict[str, int | None], prefix: str, stem: str) -> li
     return sorted(p for _, p in found)
 
 
-def _weights_in(files: dict[str, int | None], folder: str, read_json) -> tuple[list[str], str | None]:
+def _weights_in(
+    files: dict[str, int | None], folder: str, read_json: ReadJson
+) -> tuple[list[str], str | None]:
     """(weight files, index path) of a folder, following the transformers / diffusers naming rules."""
     prefix = f"{folder}/" if folder else ""
     for stem in ("model", "diffusion_pytorch_model"):
@@ -96,7 +103,7 @@ def _weights_in(files: dict[str, int | None], folder: str, read_json) -> tuple[l
     return chosen, None
 
 
-def find_components(files: dict[str, int | None], read_json) -> list[ComponentFiles]:
+def find_components(files: dict[str, int | None], read_json: ReadJson) -> list[ComponentFiles]:
     """The components of a model and their weight files.
 
     Args:

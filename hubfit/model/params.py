@@ -191,6 +191,8 @@ def active_parameters(tensors: list[LogicalTensor], config: ModelConfig | None) 
     if config is None or not config.is_moe or not config.num_experts_per_tok:
         return total
     experts, k = config.num_experts, config.num_experts_per_tok
+    if not experts:
+        return total
     per_layer: dict[int | None, int] = {}
     for t in tensors:
         if t.role == "expert":

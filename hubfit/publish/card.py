@@ -30,6 +30,7 @@ from typing import Any
 
 from hubfit._version import __version__
 from hubfit.errors import UsageError
+from hubfit.publish._hub import Publisher
 from hubfit.publish.cardtext import END_MARKER, START_MARKER, apply_section, card_diff, current_section
 from hubfit.render.report import PROVENANCE as _PROVENANCE
 from hubfit.render.report import card_section
@@ -130,7 +131,7 @@ class CardResult:
     pr_num: int | None
 
 
-def _open_hubfit_prs(publisher: Any, repo_id: str) -> list[Any]:
+def _open_hubfit_prs(publisher: Publisher, repo_id: str) -> list[Any]:
     me = publisher.whoami()
 
     def call() -> list[Any]:
@@ -141,7 +142,9 @@ def _open_hubfit_prs(publisher: Any, repo_id: str) -> list[Any]:
     return sorted(prs, key=lambda d: d.num)
 
 
-def plan_card(publisher: Any, report: Report, *, mode: str = "pr", section: str | None = None) -> CardPlan:
+def plan_card(
+    publisher: Publisher, report: Report, *, mode: str = "pr", section: str | None = None
+) -> CardPlan:
     """Read the card (and hubfit's open PR) and decide what to write; nothing is written.
 
     Args:
@@ -208,7 +211,7 @@ def _description(plan: CardPlan) -> str:
     )
 
 
-def apply_card(publisher: Any, plan: CardPlan) -> CardResult:
+def apply_card(publisher: Publisher, plan: CardPlan) -> CardResult:
     """Write what ``plan`` says (one commit), then return where it went."""
     from huggingface_hub import CommitOperationAdd
 
@@ -273,7 +276,7 @@ def apply_card(publisher: Any, plan: CardPlan) -> CardResult:
     )
 
 
-def _commit_url(publisher: Any, plan: CardPlan, sha: str) -> str:
+def _commit_url(publisher: Publisher, plan: CardPlan, sha: str) -> str:
     if plan.action == "update_pr":
         return plan.url
     return f"{publisher.endpoint}/{plan.repo_id}/commit/{sha}"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hubfit.errors import PublishError
+from hubfit.publish._hub import Publisher
 from hubfit.publish.card import same_section
 from hubfit.publish.cardtext import END_MARKER, START_MARKER
 from hubfit.render.report import card_section
@@ -98,7 +99,7 @@ def _own_comment(details: Any, user: str) -> Any | None:
     return None
 
 
-def _details(publisher: Any, repo_id: str, num: int) -> Any:
+def _details(publisher: Publisher, repo_id: str, num: int) -> Any:
     from huggingface_hub.errors import HfHubHTTPError
 
     def call() -> Any:
@@ -112,7 +113,7 @@ def _details(publisher: Any, repo_id: str, num: int) -> Any:
     return publisher.read(f"read discussion #{num} of {repo_id}", call, repo_id=repo_id)
 
 
-def _hubfit_discussions(publisher: Any, repo_id: str, user: str) -> list[Any]:
+def _hubfit_discussions(publisher: Publisher, repo_id: str, user: str) -> list[Any]:
     def call() -> list[Any]:
         found = publisher.api.get_repo_discussions(
             repo_id, author=user, discussion_type="discussion", discussion_status="open"
@@ -124,7 +125,9 @@ def _hubfit_discussions(publisher: Any, repo_id: str, user: str) -> list[Any]:
     )
 
 
-def plan_comment(publisher: Any, repo_id: str, body: str, *, discussion: int | None = None) -> CommentPlan:
+def plan_comment(
+    publisher: Publisher, repo_id: str, body: str, *, discussion: int | None = None
+) -> CommentPlan:
     """Find hubfit's comment (or discussion) and decide what to write; nothing is written."""
     user = publisher.whoami()
     base = f"{publisher.endpoint}/{repo_id}/discussions"
@@ -148,38 +151,44 @@ def plan_comment(publisher: Any, repo_id: str, body: str, *, discussion: int | N
     return CommentPlan(repo_id, "open", None, None, body, base)
 
 
-def apply_comment(publisher: Any, plan: CommentPlan) -> CommentResult:
+def apply_comment(publisher: Publisher, plan: CommentPlan) -> CommentResult:
     """Write what ``plan`` says (one comment or one new discussion) and return where it is."""
     repo_id, api = plan.repo_id, publisher.api
     base = f"{publisher.endpoint}/{repo_id}/discussions"
+    if plan.action != "open" and plan.num is None:
+        raise ValueError(f"a {plan.action!r} plan names its discussion")
+    num = plan.num or 0
     if plan.action == "none":
-        return CommentResult("none", plan.url, plan.num, plan.comment_id)
+        return CommentResult("none", plan.url, num, plan.comment_id)
     if plan.action == "edit":
+        comment_id = plan.comment_id
+        if comment_id is None:
+            raise ValueError("an 'edit' plan names the comment it edits")
 
         def edit() -> CommentResult:
-            api.edit_discussion_comment(repo_id, plan.num, plan.comment_id, plan.body)
-            return CommentResult("edit", plan.url, plan.num, plan.comment_id)
+            api.edit_discussion_comment(repo_id, num, comment_id, plan.body)
+            return CommentResult("edit", plan.url, num, comment_id)
 
         # Editing is idempotent: a retry after a lost answer writes the same text again.
         return publisher.write(
-            f"edit hubfit's comment in discussion #{plan.num} of {repo_id}", edit, repo_id=repo_id
+            f"edit hubfit's comment in discussion #{num} of {repo_id}", edit, repo_id=repo_id
         )
 
     user = publisher.whoami()
     if plan.action == "comment":
 
         def landed() -> CommentResult | None:
-            mine = _own_comment(_details(publisher, repo_id, plan.num), user)
+            mine = _own_comment(_details(publisher, repo_id, num), user)
             if mine is not None and mine.content == plan.body:
-                return CommentResult("comment", f"{base}/{plan.num}#{mine.id}", plan.num, mine.id)
+                return CommentResult("comment", f"{base}/{num}#{mine.id}", num, mine.id)
             return None
 
         def comment() -> CommentResult:
-            event = api.comment_discussion(repo_id, plan.num, plan.body)
-            return CommentResult("comment", f"{base}/{plan.num}#{event.id}", plan.num, event.id)
+            event = api.comment_discussion(repo_id, num, plan.body)
+            return CommentResult("comment", f"{base}/{num}#{event.id}", num, event.id)
 
         return publisher.write(
-            f"comment in discussion #{plan.num} of {repo_id}", comment, repo_id=repo_id, landed=landed
+            f"comment in discussion #{num} of {repo_id}", comment, repo_id=repo_id, landed=landed
         )
 
     def landed_discussion() -> CommentResult | None:

@@ -99,8 +99,8 @@ class TensorGroups:
         groups: dict[_GroupKey, int] = {}
         samples: list[LogicalTensor] = []
         layered: dict[tuple[int, int], int] = {}
-        head: dict[_GroupKey, list[LogicalTensor | int]] = {}
-        first: dict[_GroupKey, list[LogicalTensor | int]] = {}
+        head: dict[_GroupKey, tuple[LogicalTensor, int]] = {}
+        first: dict[_GroupKey, tuple[LogicalTensor, int]] = {}
         for component in model.components:
             for t in component.tensors:
                 key = _key(t)
@@ -126,20 +126,13 @@ class TensorGroups:
         )
 
 
-def _bump(groups: dict[_GroupKey, list[LogicalTensor | int]], key: _GroupKey, t: LogicalTensor) -> None:
-    entry = groups.get(key)
-    if entry is None:
-        groups[key] = [t, 1]
-    else:
-        entry[1] = int(entry[1]) + 1  # type: ignore[call-overload]
+def _bump(groups: dict[_GroupKey, tuple[LogicalTensor, int]], key: _GroupKey, t: LogicalTensor) -> None:
+    sample, count = groups.get(key, (t, 0))
+    groups[key] = (sample, count + 1)
 
 
-def _pairs(groups: dict[_GroupKey, list[LogicalTensor | int]]) -> tuple[tuple[LogicalTensor, int], ...]:
-    out: list[tuple[LogicalTensor, int]] = []
-    for sample, count in groups.values():
-        assert isinstance(sample, LogicalTensor) and isinstance(count, int)
-        out.append((sample, count))
-    return tuple(out)
+def _pairs(groups: dict[_GroupKey, tuple[LogicalTensor, int]]) -> tuple[tuple[LogicalTensor, int], ...]:
+    return tuple(groups.values())
 
 
 @dataclass

@@ -325,9 +325,9 @@ def _layer_kinds(cfg: ModelConfig, layers: int) -> list[str]:
     window = _int(cfg, "sliding_window")
     if model_type == "gemma2" and window:  # Gemma 2: even layers local, odd layers global
         return ["sliding" if i % 2 == 0 else "full" for i in range(layers)]
-    every = _int(cfg, "sliding_window_pattern", default=6 if model_type == "gemma3_text" else None)
-    if every and window:  # Gemma 3, Cohere 2: every n-th layer global, the others local
-        return ["full" if (i + 1) % every == 0 else "sliding" for i in range(layers)]
+    pattern_every = _int(cfg, "sliding_window_pattern", default=6 if model_type == "gemma3_text" else None)
+    if pattern_every and window:  # Gemma 3, Cohere 2: every n-th layer global, the others local
+        return ["full" if (i + 1) % pattern_every == 0 else "sliding" for i in range(layers)]
     if window and cfg.get("use_sliding_window") is not False:
         if cfg.get("use_sliding_window") is True and _int(cfg, "max_window_layers") is not None:
             first = _int(cfg, "max_window_layers") or 0  # Qwen2: layers from max_window_layers on are local

@@ -59,7 +59,8 @@ STORED = "stored"
 @cache
 def _data() -> dict[str, Any]:
     text = resources.files("hubfit").joinpath("data/precisions.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    data: dict[str, Any] = yaml.safe_load(text)
+    return data
 
 
 # ---- workload --------------------------------------------------------------------------------------------

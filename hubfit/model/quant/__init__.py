@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hubfit.formats.safetensors import TensorInfo
 from hubfit.model.quant.base import METADATA, UNPACKED, QuantFormat, TensorRule
 from hubfit.model.quant.bitsandbytes import BitsAndBytes
 from hubfit.model.quant.compressed_tensors import CompressedTensors
@@ -59,5 +60,5 @@ class _Unknown(QuantFormat):
     def name(self) -> str:
         return str(self.config.get("quant_method"))
 
-    def rule(self, tensor, tensors) -> TensorRule:  # noqa: ANN001 - same signature as the base
+    def rule(self, tensor: TensorInfo, tensors: dict[str, TensorInfo]) -> TensorRule:
         return UNPACKED

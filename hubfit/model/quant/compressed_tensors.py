@@ -34,8 +34,9 @@ class CompressedTensors(QuantFormat):
 
     def _weight_args(self) -> dict[str, Any]:
         for group in (self.config.get("config_groups") or {}).values():
-            if isinstance(group, dict) and isinstance(group.get("weights"), dict):
-                return group["weights"]
+            weights = group.get("weights") if isinstance(group, dict) else None
+            if isinstance(weights, dict):
+                return weights
         return {}
 
     @property
