@@ -17,21 +17,29 @@ import json
 import math
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hubfit.constants import MAX_HEADER_BYTES, MAX_HEADER_DEPTH
+from hubfit.constants import FIRST_READ_BYTES, MAX_HEADER_BYTES, MAX_HEADER_DEPTH
 from hubfit.errors import HeaderError, LfsPointerError
 from hubfit.formats import dtypes
 
 __all__ = [
+    "RangeReader",
     "SafetensorsHeader",
     "TensorInfo",
+    "header_from_metadata",
     "header_length",
     "parse_header",
+    "read_header",
     "read_local_header",
     "validate_header",
 ]
+
+#: Reads bytes ``[start, end)`` of one file (fewer only where the file ends); each source passes its own:
+#: ranged GETs on the Hub or an LFS download URL, ``seek`` + ``read`` on a local file.
+RangeReader = Callable[[int, int], bytes]
 
 _LFS_POINTER_PREFIX = b"version https://git-lfs"
 
@@ -96,7 +104,7 @@ def header_length(prefix: bytes, *, filename: str, file_size: int | None = None)
         )
     if len(prefix) < 8:
         raise HeaderError(f"{filename}: file too short for a safetensors header ({len(prefix)} bytes)")
-    (length,) = struct.unpack("<Q", prefix[:8])
+    length: int = struct.unpack("<Q", prefix[:8])[0]
     if length > MAX_HEADER_BYTES:
         raise HeaderError(
             f"{filename}: header length {length:,} bytes exceeds the safetensors limit of {MAX_HEADER_BYTES:,}"
@@ -224,16 +232,79 @@ def validate_header(
     return SafetensorsHeader(filename, length, tensors, dict(metadata), cursor)
 
 
+def header_from_metadata(raw: object, *, filename: str, file_size: int | None = None) -> SafetensorsHeader:
+    """Validate a header someone else already decoded (the Hub's safetensors-metadata endpoint).
+
+    The answer has no length prefix: it is derived from ``file_size`` when known (prefix + header + data must
+    fill the file), and left at 0 otherwise.
+
+    Raises:
+        HeaderError: as :func:`validate_header`, or the tensor data does not fit in ``file_size`` bytes.
+    """
+    header = validate_header(raw, filename=filename, length=0)
+    if file_size is None:
+        return header
+    length = file_size - 8 - header.data_bytes
+    if length < 2:
+        raise HeaderError(f"{filename}: tensor data runs past the end of the {file_size:,}-byte file")
+    return SafetensorsHeader(filename, length, header.tensors, header.metadata, header.data_bytes)
+
+
+def read_header(
+    read: RangeReader,
+    *,
+    filename: str,
+    file_size: int | None = None,
+    first_read: int = FIRST_READ_BYTES,
+    learned_size: Callable[[], int | None] | None = None,
+) -> SafetensorsHeader:
+    """Read and validate a safetensors header through ``read``, fetching only header bytes.
+
+    The first read takes ``first_read`` bytes (at least the 8-byte prefix, at most the file): enough for the
+    prefix and, usually, the whole header, so most files cost one read. A second read fetches the rest of a
+    longer header, exactly up to its end. Nothing past the header is ever requested.
+
+    Args:
+        read: returns bytes ``[start, end)`` of the file.
+        filename: the file's path, for error messages and the result.
+        file_size: the file's size when known; the header and data must then fill it exactly.
+        first_read: bytes to ask for first (a source that can estimate the header's size passes that).
+        learned_size: for a source that learns the size from its first answer (a 206's ``Content-Range``):
+            called after the first read when ``file_size`` is ``None``.
+
+    Raises:
+        HeaderError: the header is malformed or hostile, or the file ends inside it.
+        LfsPointerError: the file is a Git LFS pointer.
+    """
+    first = max(first_read, 8)
+    if file_size is not None:
+        first = min(first, file_size)
+    head = read(0, first) if first > 0 else b""
+    if file_size is None and learned_size is not None:
+        file_size = learned_size()
+    if len(head) < len(_LFS_POINTER_PREFIX) and head[:4] == _LFS_POINTER_PREFIX[:4]:
+        # Starts like a pointer file: read far enough to tell (a first read of 8 bytes, locally, is too short).
+        end = len(_LFS_POINTER_PREFIX) if file_size is None else min(len(_LFS_POINTER_PREFIX), file_size)
+        if end > len(head):
+            head += read(len(head), end)
+    length = header_length(head, filename=filename, file_size=file_size)
+    if len(head) < 8 + length:
+        head += read(len(head), 8 + length)
+    if len(head) < 8 + length:
+        raise HeaderError(
+            f"{filename}: file ended inside its {length:,}-byte header ({len(head):,} bytes read)"
+        )
+    return parse_header(head[8 : 8 + length], filename=filename, length=length, file_size=file_size)
+
+
 def read_local_header(path: str | os.PathLike[str], *, filename: str | None = None) -> SafetensorsHeader:
     """Read and validate the header of a local safetensors file, reading only the header bytes."""
     path = Path(path)
-    name = filename or path.name
-    size = path.stat().st_size
     with path.open("rb") as fh:
-        prefix = fh.read(8 if size >= 8 else size)
-        if prefix.startswith(b"vers"):
-            prefix += fh.read(len(_LFS_POINTER_PREFIX) - len(prefix))
-        length = header_length(prefix, filename=name, file_size=size)
-        fh.seek(8)
-        header_bytes = fh.read(length)
-    return parse_header(header_bytes, filename=name, length=length, file_size=size)
+
+        def read(start: int, end: int) -> bytes:
+            fh.seek(start)
+            return fh.read(end - start)
+
+        size = os.fstat(fh.fileno()).st_size
+        return read_header(read, filename=filename or path.name, file_size=size, first_read=8)

@@ -11,11 +11,14 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hubfit.constants import FIRST_READ_BYTES, MAX_JSON_BYTES, MAX_WORKERS
 from hubfit.errors import HeaderError, LfsPointerError, NoWeightsError, UsageError
 from hubfit.formats.safetensors import SafetensorsHeader, read_local_header
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hubfit.source.lfs import LfsHeaderReader
 
 __all__ = ["HubSource", "LocalSource", "Source", "open_source"]
 
@@ -55,7 +58,7 @@ def _header_estimate(tensor_names: list[str]) -> int:
 
 
 class HubSource:
-    """A Hub repository resolved to one commit; every request goes through :class:`hubfit.hub.HubClient`."""
+    """A Hub repository resolved to one commit; every request goes through :class:`hubfit.source.hub.HubClient`."""
 
     kind = "hub"
 
@@ -105,7 +108,7 @@ class HubSource:
         self, paths: Sequence[str], *, index_path: str | None = None
     ) -> dict[str, SafetensorsHeader]:
         paths = list(paths)
-        if self.uses_sharded_endpoint(paths, index_path):
+        if index_path and self.uses_sharded_endpoint(paths, index_path):
             headers = self.client.sharded_headers(self.repo_id, index_path, self._files)
             if headers is not None and set(headers) >= set(paths):
                 return {p: headers[p] for p in paths}
@@ -131,14 +134,18 @@ class HubSource:
 class LocalSource:
     """A model directory on disk; headers are read from the local files (only their first bytes).
 
-    ``lfs`` (a :class:`hubfit.lfs.LfsHeaderReader`) reads the headers of Git LFS pointer files without the
+    ``lfs`` (a :class:`hubfit.source.lfs.LfsHeaderReader`) reads the headers of Git LFS pointer files without the
     weights; without it a pointer file raises :class:`~hubfit.errors.LfsPointerError`.
     """
 
     kind = "local"
 
     def __init__(
-        self, path: str | os.PathLike[str], *, progress: Progress | None = None, lfs: Any = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        progress: Progress | None = None,
+        lfs: LfsHeaderReader | None = None,
     ) -> None:
         self.lfs = lfs
         self.root = Path(path).resolve()
@@ -146,7 +153,7 @@ class LocalSource:
             raise UsageError(f"{path} is not a directory")
         self.repo_id = self.root.name
         self.revision = "local"
-        self.sha = None
+        self.sha: str | None = None
         self._progress = progress
         self._files: dict[str, int | None] = {}
         for dirpath, dirnames, filenames in os.walk(self.root):
