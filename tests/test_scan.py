@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-import hubfit.source.hub
+import hubfit.constants
 from hubfit.cli.commands import main
 from hubfit.errors import UsageError
+from hubfit.fit.planner import HardwareQuery
 from hubfit.scan.runner import ScanOptions, ScanQuery, run_scan
 from hubfit.scan.store import ListedRepo, ScanStore
 from hubfit.scan.table import write
@@ -74,8 +75,8 @@ def store(tmp_path):
 @pytest.fixture
 def fast_retries(monkeypatch):
     """Retries without waiting: the tests force failures and must stay fast."""
-    monkeypatch.setattr(hubfit.source.hub, "RETRY_ATTEMPTS", 2)
-    monkeypatch.setattr(hubfit.source.hub, "RETRY_BASE_S", 0.0)
+    monkeypatch.setattr(hubfit.constants, "RETRY_ATTEMPTS", 2)  # the one retry policy (hubfit._http)
+    monkeypatch.setattr(hubfit.constants, "RETRY_BASE_S", 0.0)
 
 
 def by_repo(store, scan_id):
@@ -308,7 +309,37 @@ def test_csv_md_and_table_have_one_row_per_repo(hub, store):
     write("table", rows, out)
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("MODEL") and len(lines) == 1 + 3
-    assert "69B" in lines[1]  # 68,976,648,192 parameters, rounded for people
+    # 68,976,648,192 parameters and 137,953,316,864 weight bytes, written by hubfit.units as every output does
+    assert "68.98B" in lines[1] and "137.95 GB" in lines[1]
+
+
+def test_fits_columns_are_the_reports_fitting_row_with_fewest_devices(hub, store):
+    """The fits columns read each report's fit rows: among the rows whose detail says ``fits``, the fewest
+    devices, then the least memory per device, whatever the order the GPUs were asked in."""
+    for name, source in (("llama", LLAMA), ("mistral", "mistralai/Mistral-7B-v0.1")):
+        hub.add_repo(f"scan-fits/{name}", dict(hub.repos[source].head.files))
+    gpus = ("rtx-3060-12gb", "rtx-4090", "l4", "h200")
+
+    def fits_columns(hardware: HardwareQuery) -> tuple[dict, dict[str, dict[str, str]]]:
+        result = run_scan(store, ScanQuery("scan-fits"), ScanOptions(hardware=hardware), progress=None)
+        out = io.StringIO()
+        write("csv", lambda: store.rows(result.scan_id), out)
+        records = {r["repo_id"]: r for r in csv.DictReader(io.StringIO(out.getvalue()))}
+        return by_repo(store, result.scan_id)["scan-fits/llama"].report, records
+
+    llama, records = fits_columns(HardwareQuery(gpus=gpus))
+    bf16 = [(f["gpu"], f["count"]) for f in llama["fits"] if f["precision"] == "bf16"]
+    assert bf16 == [("RTX 3060 12GB", 16), ("RTX 4090", 8), ("L4", 8), ("H200 141GB", 1)]
+    assert records["scan-fits/llama"]["smallest_fit_bf16"] == "1x H200 141GB"
+    # one RTX 4090 (24 GiB) and one L4 (22.5 GiB) both hold Mistral-7B in bf16 (16.0 GB): the smaller card
+    assert records["scan-fits/mistral"]["smallest_fit_bf16"] == "1x L4"
+
+    # --gpus 1: every row has one device; a row whose detail says does_not_fit is no fit
+    llama, records = fits_columns(HardwareQuery(gpus=gpus, count=1))
+    verdicts = [(f["count"], d["verdict"]) for f, d in zip(llama["fits"], llama["fit_details"], strict=True)]
+    assert (1, "does_not_fit") in verdicts
+    assert records["scan-fits/llama"]["smallest_fit_bf16"] == "1x H200 141GB"
+    assert records["scan-fits/llama"]["smallest_fit_fp32"] == ""  # 278.7 GB: no single listed GPU holds it
 
 
 def test_cli_scan_writes_files_and_lists_failures(hub, tmp_path, capsys):

@@ -1,12 +1,14 @@
 """Every Hugging Face Hub call hubfit makes, through ``huggingface_hub``.
 
 ``HubClient`` uses huggingface_hub's ``HfApi`` (model info, the sharded safetensors-metadata endpoint), its
-download cache (``hf_hub_download`` for JSON files, so a pinned sha is served from disk on the next run), its
-HTTP session (``get_session()``, for ranged header reads) and its token lookup (``HF_TOKEN``, ``hf auth login``)
-and ``HF_ENDPOINT``. It adds what huggingface_hub leaves to callers:
+download cache (JSON files at a pinned sha are served from disk on the next run), its HTTP session
+(``get_session()``, for file metadata, small files and ranged header reads) and its token lookup (``HF_TOKEN``,
+``hf auth login``) and ``HF_ENDPOINT``. It adds what huggingface_hub leaves to callers:
 
-- bounded retries: 429 honours ``Retry-After`` (or the ``RateLimit`` header's reset), 5xx and transport errors
-  back off exponentially; then :class:`~hubfit.errors.NetworkError`;
+- bounded retries through hubfit's one retry layer (:mod:`hubfit._http`): 429 honours ``Retry-After`` (or the
+  ``RateLimit`` header's reset) and pauses every thread, 5xx and transport errors back off exponentially;
+  then :class:`~hubfit.errors.NetworkError`. Only huggingface_hub calls without retries of their own are used,
+  so no request is retried by two layers;
 - translation of huggingface_hub's errors into hubfit's one-line errors (gated: how to get access; private;
   revision not found);
 - request and byte counters, for benchmarks.
@@ -14,24 +16,22 @@ and ``HF_ENDPOINT``. It adds what huggingface_hub leaves to callers:
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
-import random
+import re
+import tempfile
 import threading
-import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from hubfit import __version__
-from hubfit.constants import (
-    HTTP_TIMEOUT_S,
-    MAX_JSON_BYTES,
-    RETRY_AFTER_MAX_S,
-    RETRY_ATTEMPTS,
-    RETRY_BASE_S,
-    RETRY_MAX_S,
-)
+from hubfit._http import Backoff, RetriesExhausted, Transient, classify, server_key
+from hubfit.constants import FIRST_READ_BYTES, HTTP_TIMEOUT_S, MAX_JSON_BYTES
 from hubfit.errors import (
     GatedRepoError,
     HeaderError,
@@ -42,12 +42,14 @@ from hubfit.errors import (
     RepoNotFoundError,
     RevisionNotFoundError,
 )
-from hubfit.formats.safetensors import SafetensorsHeader, header_length, parse_header, validate_header
+from hubfit.formats.safetensors import SafetensorsHeader, header_from_metadata, read_header
 
 __all__ = ["HubClient", "HubStats", "RepoFile", "RepoSnapshot"]
 
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
-_RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_ETAG = re.compile(r"^[0-9A-Za-z_-]{1,128}$")
 
 
 @dataclass(frozen=True)
@@ -93,30 +95,6 @@ class HubStats:
             self.retries += retries
 
 
-def _status(exc: BaseException) -> int | None:
-    response = getattr(exc, "response", None)
-    return getattr(response, "status_code", None)
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    """Seconds the server asked us to wait: ``Retry-After`` or the ``RateLimit`` header's ``t=``."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or {}
-    value = headers.get("Retry-After") or headers.get("retry-after")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass  # an HTTP date: fall back to backoff
-    ratelimit = headers.get("RateLimit") or headers.get("ratelimit")
-    if ratelimit and ";t=" in ratelimit:
-        try:
-            return float(ratelimit.split(";t=")[1].split(";")[0])
-        except ValueError:
-            return None
-    return None
-
-
 class HubClient:
     """Hub access for one analysis (or one scan): an ``HfApi`` plus retries, error mapping and counters.
 
@@ -124,7 +102,8 @@ class HubClient:
         token: a Hub token; ``None`` lets huggingface_hub find one (``HF_TOKEN``, the saved login), ``False``
             sends none.
         endpoint: the Hub URL; ``None`` uses ``HF_ENDPOINT`` (default https://huggingface.co).
-        sleep: injectable for tests of the retry policy.
+        sleep: injectable for tests of the retry policy (see :class:`hubfit._http.Backoff`).
+        backoff: the retry layer to use; default one with the constants' policy, ``sleep`` and the shared pause.
     """
 
     def __init__(
@@ -132,14 +111,15 @@ class HubClient:
         token: str | bool | None = None,
         endpoint: str | None = None,
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         from huggingface_hub import HfApi
 
         self.api = HfApi(endpoint=endpoint, token=token, library_name="hubfit", library_version=__version__)
         self.token = token
         self.stats = HubStats()
-        self._sleep = sleep
+        self.backoff = backoff or Backoff(sleep=sleep)
         self._headers: dict[str, str] | None = None
 
     @property
@@ -155,53 +135,50 @@ class HubClient:
 
         return get_token() is not None
 
+    def _hf_headers(self) -> dict[str, str]:
+        """Authorization and user agent for direct requests: built once per client, not per read."""
+        if self._headers is None:
+            from huggingface_hub.utils import build_hf_headers
+
+            self._headers = build_hf_headers(
+                token=self.token, library_name="hubfit", library_version=__version__
+            )
+        return self._headers
+
     # ---- retries and errors ---------------------------------------------------------------------------
     def call(self, what: str, fn: Callable[[], T], *, repo_id: str, revision: str | None = None) -> T:
         """Run ``fn`` with bounded retries, translating huggingface_hub errors into hubfit errors."""
         from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
         from huggingface_hub.utils import httpx
 
-        last: BaseException | None = None
-        for attempt in range(RETRY_ATTEMPTS):
-            try:
-                return fn()
-            except HubfitError:
-                raise
-            except OfflineModeIsEnabled:
-                raise NetworkError(
-                    f"cannot {what}: HF_HUB_OFFLINE is set and the data is not cached"
-                ) from None
-            except HfHubHTTPError as exc:
-                status = _status(exc)
-                if status not in _RETRY_STATUS:
-                    raise self.translate(exc, repo_id=repo_id, revision=revision, what=what) from None
-                last = exc
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                last = exc
-            except Exception as exc:  # hf_hub_download wraps connection failures
-                cause = exc.__cause__ or exc.__context__
-                from huggingface_hub.errors import LocalEntryNotFoundError
+        transport = (httpx.TimeoutException, httpx.TransportError)
 
-                if isinstance(exc, LocalEntryNotFoundError) and cause is not None:
-                    if isinstance(cause, HfHubHTTPError) and _status(cause) not in _RETRY_STATUS:
-                        raise self.translate(cause, repo_id=repo_id, revision=revision, what=what) from None
-                    last = cause
-                else:
-                    raise
-            if attempt + 1 == RETRY_ATTEMPTS:
-                break
-            wait = _retry_after(last) if _status(last) == 429 else None
-            if wait is None:
-                wait = min(RETRY_MAX_S, RETRY_BASE_S * 2**attempt) * (0.75 + random.random() / 2)
-            self.stats.add(retries=1)
-            self._sleep(min(wait, RETRY_AFTER_MAX_S))
-        if _status(last) == 429:
-            raise RateLimitedError(
-                f"the Hub kept rate-limiting requests to {what} after {RETRY_ATTEMPTS} attempts; "
-                "wait and retry, or pass a token (--token, HF_TOKEN) for a higher limit"
+        def retryable(exc: BaseException) -> Transient | None:
+            if isinstance(exc, OfflineModeIsEnabled):  # a ConnectionError that waiting cannot fix
+                return None
+            return classify(exc, transport=transport)
+
+        try:
+            return self.backoff.call(
+                fn,
+                classify=retryable,
+                key=server_key(self.endpoint),
+                what=what,
+                on_retry=lambda failure, wait: self.stats.add(retries=1),
             )
-        detail = f"HTTP {_status(last)}" if _status(last) else type(last).__name__
-        raise NetworkError(f"cannot {what}: {detail} after {RETRY_ATTEMPTS} attempts ({self.endpoint})")
+        except RetriesExhausted as exc:
+            if exc.last.status == 429:
+                raise RateLimitedError(
+                    f"the Hub kept rate-limiting requests to {what} after {exc.attempts} attempts; "
+                    "wait and retry, or pass a token (--token, HF_TOKEN) for a higher limit"
+                ) from None
+            raise NetworkError(
+                f"cannot {what}: {exc.last.reason} after {exc.attempts} attempts ({self.endpoint})"
+            ) from None
+        except OfflineModeIsEnabled:
+            raise NetworkError(f"cannot {what}: HF_HUB_OFFLINE is set and the data is not cached") from None
+        except HfHubHTTPError as exc:
+            raise self.translate(exc, repo_id=repo_id, revision=revision, what=what) from None
 
     def translate(self, exc: BaseException, *, repo_id: str, revision: str | None, what: str) -> HubfitError:
         from huggingface_hub.errors import (
@@ -233,7 +210,7 @@ class HubClient:
             return RevisionNotFoundError(f"revision {revision!r} not found in {repo_id}")
         if isinstance(exc, EntryNotFoundError):
             return RepoNotFoundError(f"cannot {what}: file not found in {repo_id}")
-        status = _status(exc)
+        status = getattr(getattr(exc, "response", None), "status_code", None)
         return NetworkError(f"cannot {what}: the Hub answered HTTP {status}")
 
     # ---- calls ----------------------------------------------------------------------------------------
@@ -260,30 +237,109 @@ class HubClient:
             private=bool(info.private),
         )
 
+    def read_file(
+        self,
+        repo_id: str,
+        path: str,
+        sha: str,
+        *,
+        what: str | None = None,
+        max_bytes: int | None = None,
+        missing_ok: bool = False,
+    ) -> bytes | None:
+        """A small file's bytes at commit ``sha``, from huggingface_hub's cache or downloaded into it.
+
+        A cache miss costs a HEAD (``get_hf_file_metadata(retry_on_errors=False)``) and a GET, retried together
+        by :meth:`call`. ``hf_hub_download`` is not used: it retries on its own inside ours (a failed HEAD is
+        sent again through ``http_backoff``, 5 more tries and about 23 s of sleeps; the GET is retried 5
+        times), and it has no setting to turn that off, so a failing ``config.json`` cost up to 5 x 7 HEADs.
+        Here huggingface_hub's layer is off and hubfit's is the only one: a request that keeps failing is sent
+        exactly ``attempts`` times. The file is then stored where huggingface_hub's cache keeps it
+        (``blobs/<etag>``, ``snapshots/<sha>/<path>``), so the next run and ``hf_hub_download`` find it.
+
+        Args:
+            what: what is being done, for error messages (default ``download <path> from <repo_id>``).
+            max_bytes: refuse a larger file (:class:`~hubfit.errors.HeaderError`) before reading it.
+            missing_ok: return ``None`` when the file does not exist at ``sha`` instead of raising.
+        """
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(repo_id, path, revision=sha)
+        if isinstance(cached, str):
+            if max_bytes is not None and os.path.getsize(cached) > max_bytes:
+                raise HeaderError(f"{repo_id}/{path} is larger than {max_bytes:,} bytes")
+            with open(cached, "rb") as fh:
+                return fh.read()
+        if cached is not None and missing_ok:  # the cache knows the file does not exist at this commit
+            return None
+        what = what or f"download {path} from {repo_id}"
+        return self.call(
+            what,
+            lambda: self._fetch(repo_id, path, sha, max_bytes=max_bytes, missing_ok=missing_ok),
+            repo_id=repo_id,
+            revision=sha,
+        )
+
+    def _fetch(
+        self, repo_id: str, path: str, sha: str, *, max_bytes: int | None, missing_ok: bool
+    ) -> bytes | None:
+        """One attempt of :meth:`read_file`: HEAD and GET without huggingface_hub's retries."""
+        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+        from huggingface_hub.errors import EntryNotFoundError
+        from huggingface_hub.utils import get_session, hf_raise_for_status
+
+        url = hf_hub_url(repo_id, path, revision=sha, endpoint=self.endpoint)
+        self.stats.add(requests=1)
+        try:
+            meta = get_hf_file_metadata(
+                url,
+                token=self.token,
+                timeout=HTTP_TIMEOUT_S,
+                library_name="hubfit",
+                library_version=__version__,
+                endpoint=self.endpoint,
+                retry_on_errors=False,
+            )
+        except EntryNotFoundError:
+            if missing_ok:
+                return None
+            raise
+        too_large = HeaderError(f"{repo_id}/{path} is larger than {max_bytes or 0:,} bytes")
+        if max_bytes is not None and meta.size is not None and meta.size > max_bytes:
+            raise too_large
+        slot = _CacheSlot.locate(repo_id, path, sha, meta.etag)
+        if slot is not None and (cached := slot.read_blob()) is not None:
+            # The cache holds this content from another commit: no GET (as in hf_hub_download).
+            if max_bytes is not None and len(cached) > max_bytes:
+                raise too_large
+            slot.link(cached)
+            return cached
+        # The Hub's own host gets the token; a CDN it redirects to does not (as huggingface_hub does).
+        location = meta.location or url
+        headers = self._hf_headers() if server_key(location) == server_key(url) else {}
+        self.stats.add(requests=1)
+        chunks: list[bytes] = []
+        received = 0
+        with get_session().stream("GET", location, headers=headers, timeout=HTTP_TIMEOUT_S) as response:
+            if response.status_code >= 400:
+                response.read()
+                hf_raise_for_status(response)
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                received += len(chunk)
+                if max_bytes is not None and received > max_bytes:
+                    raise too_large
+        self.stats.add(received=received)
+        data = b"".join(chunks)
+        slot = slot or _CacheSlot.locate(repo_id, path, sha, hashlib.sha256(data).hexdigest())
+        if slot is not None:
+            slot.store(data)
+        return data
+
     def read_json(self, repo_id: str, path: str, sha: str) -> Any:
         """Download a JSON file at ``sha`` through the huggingface_hub cache and parse it."""
-        from huggingface_hub import hf_hub_download, try_to_load_from_cache
-
-        def call() -> str:
-            cached = try_to_load_from_cache(repo_id, path, revision=sha)
-            if isinstance(cached, str):
-                return cached
-            self.stats.add(requests=2)  # HEAD (metadata) + GET
-            return hf_hub_download(
-                repo_id,
-                path,
-                revision=sha,
-                token=self.token,
-                endpoint=self.endpoint,
-                etag_timeout=HTTP_TIMEOUT_S,
-            )
-
-        local = self.call(f"download {path} from {repo_id}", call, repo_id=repo_id, revision=sha)
-        with open(local, "rb") as fh:
-            # Size first: read(n) allocates an n-byte buffer up front (64 MB per call, per thread in a scan).
-            if os.fstat(fh.fileno()).st_size > MAX_JSON_BYTES:
-                raise HeaderError(f"{repo_id}/{path} is larger than {MAX_JSON_BYTES:,} bytes")
-            data = fh.read()
+        data = self.read_file(repo_id, path, sha, max_bytes=MAX_JSON_BYTES)
+        assert data is not None  # missing_ok is off: a missing file raised
         try:
             return json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
@@ -292,19 +348,15 @@ class HubClient:
     def _range(
         self, repo_id: str, path: str, sha: str, start: int, end: int, total: list[int] | None = None
     ) -> bytes:
-        """Bytes ``start..end`` (inclusive) of a file, reading no more than that even if Range is ignored.
+        """Bytes ``[start, end)`` of a file, reading no more than that even if Range is ignored.
 
         ``total``, when given, receives the file's size from a 206 answer's ``Content-Range``.
         """
         from huggingface_hub import hf_hub_url
-        from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+        from huggingface_hub.utils import get_session, hf_raise_for_status
 
         url = hf_hub_url(repo_id, path, revision=sha, endpoint=self.endpoint)
-        if self._headers is None:  # token lookup and user agent: once per client, not per read
-            self._headers = build_hf_headers(
-                token=self.token, library_name="hubfit", library_version=__version__
-            )
-        headers = {**self._headers, "Range": f"bytes={start}-{end}"}
+        headers = {**self._hf_headers(), "Range": f"bytes={start}-{end - 1}"}
 
         def call() -> bytes:
             self.stats.add(requests=1)
@@ -318,7 +370,7 @@ class HubClient:
                         total.append(int(size))
                 # A server that ignores Range answers 200 with the whole file: read only what we need.
                 skip = start if response.status_code == 200 else 0
-                want = skip + end - start + 1
+                want = skip + end - start
                 chunks: list[bytes] = []
                 received = 0
                 for chunk in response.iter_bytes():
@@ -332,26 +384,31 @@ class HubClient:
         return self.call(f"read {path} from {repo_id}", call, repo_id=repo_id, revision=sha)
 
     def read_header(
-        self, repo_id: str, path: str, sha: str, *, first_read: int, file_size: int | None = None
+        self,
+        repo_id: str,
+        path: str,
+        sha: str,
+        *,
+        first_read: int = FIRST_READ_BYTES,
+        file_size: int | None = None,
     ) -> SafetensorsHeader:
-        """Read one safetensors header with a first ranged read of ``first_read`` bytes (more only if needed)."""
-        if file_size is not None:
-            first_read = min(first_read, file_size)
+        """Read one safetensors header with ranged GETs: a first read of ``first_read`` bytes, more only if needed.
+
+        When ``file_size`` is unknown (file names from an organization listing), the first answer's
+        ``Content-Range`` gives it, so the header is still checked against the end of the file.
+        """
         learned: list[int] = []
-        head = self._range(
-            repo_id, path, sha, 0, max(first_read, 8) - 1, learned if file_size is None else None
+
+        def read(start: int, end: int) -> bytes:
+            return self._range(repo_id, path, sha, start, end, learned if start == 0 else None)
+
+        return read_header(
+            read,
+            filename=path,
+            file_size=file_size,
+            first_read=first_read,
+            learned_size=lambda: learned[-1] if learned else None,
         )
-        if file_size is None and learned:
-            # File names without sizes (an organization listing): the 206's Content-Range gives the size, so
-            # the header is still checked against the end of the file.
-            file_size = learned[-1]
-        length = header_length(head, filename=path, file_size=file_size)
-        body = head[8 : 8 + length]
-        if len(body) < length:
-            body += self._range(repo_id, path, sha, 8 + len(body), 8 + length - 1)
-        if len(body) != length:
-            raise HeaderError(f"{path}: file ended inside its {length:,}-byte header")
-        return parse_header(body, filename=path, length=length, file_size=file_size)
 
     def sharded_headers(
         self, repo_id: str, index_path: str, sizes: dict[str, int | None]
@@ -386,12 +443,79 @@ class HubClient:
             }
             if file_meta.metadata:
                 raw["__metadata__"] = file_meta.metadata
-            size = sizes.get(path)
-            header = validate_header(raw, filename=path, length=0)
-            if size is not None:
-                length = size - 8 - header.data_bytes
-                if length < 2:
-                    raise HeaderError(f"{path}: tensor data runs past the end of the {size:,}-byte file")
-                header = SafetensorsHeader(path, length, header.tensors, header.metadata, header.data_bytes)
-            headers[path] = header
+            headers[path] = header_from_metadata(raw, filename=path, file_size=sizes.get(path))
         return headers
+
+
+@dataclass(frozen=True)
+class _CacheSlot:
+    """Where huggingface_hub's cache keeps one file of one commit, so ``hf_hub_download`` finds it.
+
+    ``<HF_HUB_CACHE>/models--<owner>--<name>/blobs/<etag>`` holds the bytes; ``snapshots/<sha>/<path>`` links
+    to them (a copy where links are not allowed, as huggingface_hub does). That is what
+    ``try_to_load_from_cache`` and ``hf_hub_download`` look for at a pinned sha. Writing is best effort: a
+    cache that cannot be written only means no caching.
+    """
+
+    blob: Path
+    pointer: Path
+
+    @classmethod
+    def locate(cls, repo_id: str, path: str, sha: str, etag: str | None) -> _CacheSlot | None:
+        """The slot, or ``None`` when a name is not safe as a file name (then nothing is cached)."""
+        from huggingface_hub import constants as hf_constants
+
+        parts = path.split("/")
+        if (
+            not etag
+            or not _ETAG.match(etag)
+            or not _SHA.match(sha)
+            or repo_id.count("/") != 1
+            or any(p in ("", ".", "..") or "\\" in p for p in [*repo_id.split("/"), *parts])
+        ):
+            return None
+        folder = Path(hf_constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--"))
+        return cls(folder / "blobs" / etag, folder / "snapshots" / sha / Path(*parts))
+
+    def read_blob(self) -> bytes | None:
+        """The blob's bytes when the cache already holds this content (from another commit), else ``None``."""
+        try:
+            return self.blob.read_bytes()
+        except OSError:
+            return None
+
+    def store(self, data: bytes) -> None:
+        """Write the blob (unless present) and link the commit's path to it."""
+        try:
+            if not self.blob.is_file():
+                self.blob.parent.mkdir(parents=True, exist_ok=True)
+                _write_atomically(self.blob, data)
+        except OSError as exc:
+            logger.debug("not caching %s: %s", self.pointer, exc)
+            return
+        self.link(data)
+
+    def link(self, data: bytes) -> None:
+        """Point ``snapshots/<sha>/<path>`` at the blob (or hold a copy of ``data``)."""
+        try:
+            self.pointer.parent.mkdir(parents=True, exist_ok=True)
+            link = self.pointer.with_name(f".hubfit-{uuid.uuid4().hex}.link")
+            try:
+                os.symlink(os.path.relpath(self.blob, self.pointer.parent), link)
+                os.replace(link, self.pointer)
+            except OSError:  # no symlinks here (Windows without developer mode)
+                link.unlink(missing_ok=True)
+                _write_atomically(self.pointer, data)
+        except OSError as exc:
+            logger.debug("not caching %s: %s", self.pointer, exc)
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".hubfit-", suffix=".incomplete")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
