@@ -19,6 +19,7 @@ import responses
 
 from fixtures.catalog import LLAMA2_70B
 from fixtures.hub_server import FileEntry, safetensors_header_bytes
+from hubfit import constants
 from hubfit.constants import FIRST_READ_BYTES
 from hubfit.errors import HeaderError, LfsPointerError, NetworkError
 from hubfit.source import lfs
@@ -37,7 +38,7 @@ SPEC_EXAMPLE = (
 
 @pytest.fixture(autouse=True)
 def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lfs, "RETRY_BASE_S", 0.0)
+    monkeypatch.setattr(constants, "RETRY_BASE_S", 0.0)  # the one retry policy (hubfit._http) reads it
 
 
 @pytest.fixture(scope="module")
@@ -268,7 +269,7 @@ def test_batch_gives_up_after_bounded_retries() -> None:
     responses.add(responses.POST, f"{LFS_URL}/objects/batch", status=502)
     with pytest.raises(NetworkError, match="HTTP 502"):
         LfsClient(LFS_URL).batch([parse_pointer(SPEC_EXAMPLE)])
-    assert len(responses.calls) == lfs.RETRY_ATTEMPTS
+    assert len(responses.calls) == constants.RETRY_ATTEMPTS
 
 
 # ---- header reads -----------------------------------------------------------------------------------------

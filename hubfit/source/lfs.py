@@ -13,7 +13,7 @@ Every header read through here is recorded in :attr:`LfsHeaderReader.reads` with
 (``"lfs-batch"`` or ``"hub"``), so callers can say where the figures came from.
 
 The LFS server is not the Hugging Face Hub, so this module talks to it with ``requests``; Hub reads go
-through :mod:`hubfit.hub`.
+through :mod:`hubfit.source.hub`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import base64
 import re
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,16 +31,18 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from hubfit import __version__ as _hubfit_version
-from hubfit.constants import (
-    FIRST_READ_BYTES,
-    HTTP_TIMEOUT_S,
-    RETRY_AFTER_MAX_S,
-    RETRY_ATTEMPTS,
-    RETRY_BASE_S,
-    RETRY_MAX_S,
+from hubfit._http import (
+    RETRY_STATUSES,
+    Backoff,
+    RetriesExhausted,
+    Transient,
+    TransientError,
+    classify,
+    server_key,
 )
+from hubfit.constants import FIRST_READ_BYTES, HTTP_TIMEOUT_S
 from hubfit.errors import HubfitError, LfsPointerError, NetworkError
-from hubfit.formats.safetensors import SafetensorsHeader, header_length, parse_header
+from hubfit.formats.safetensors import SafetensorsHeader, read_header
 
 if TYPE_CHECKING:  # pragma: no cover
     from hubfit.source.hub import HubClient
@@ -72,7 +73,6 @@ LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"
 
 _KEY = re.compile(r"^[a-z0-9.-]+$")
 _OID = re.compile(r"^sha256:([0-9a-f]{64})$")
-_RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -271,14 +271,6 @@ def discover_lfs_url(
     return None
 
 
-def _retry_wait(response: requests.Response | None, attempt: int) -> float:
-    if response is not None:
-        after = response.headers.get("Retry-After", "")
-        if after.isdigit():
-            return min(float(after), RETRY_AFTER_MAX_S)
-    return min(RETRY_BASE_S * 2**attempt, RETRY_MAX_S)
-
-
 class LfsClient:
     """A client for one Git LFS server: batch download actions and ranged reads of the objects.
 
@@ -288,6 +280,7 @@ class LfsClient:
             ``GITHUB_TOKEN`` and app tokens) to the batch endpoint only; ``None`` sends no credentials.
         session: a ``requests.Session`` to use (one is created otherwise).
         timeout: seconds to wait for the server to send data.
+        backoff: the retry layer (:class:`hubfit._http.Backoff`); default the constants' policy on real time.
     """
 
     def __init__(
@@ -297,32 +290,46 @@ class LfsClient:
         token: str | None = None,
         session: requests.Session | None = None,
         timeout: float = HTTP_TIMEOUT_S,
+        backoff: Backoff | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self._token = token or None
         self._session = session or requests.Session()
         self._session.headers.setdefault("User-Agent", f"hubfit/{_hubfit_version}")
         self._timeout = timeout
+        self._backoff = backoff or Backoff()
 
     def _request(self, method: str, url: str, **kwargs: object) -> requests.Response:
-        """Send with bounded retries on 408/429/5xx and connection failures."""
-        response: requests.Response | None = None
-        for attempt in range(RETRY_ATTEMPTS):
-            try:
-                response = self._session.request(method, url, timeout=self._timeout, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                if attempt + 1 == RETRY_ATTEMPTS:
-                    raise NetworkError(
-                        f"Git LFS server {_host(url)} unreachable: {type(exc).__name__}"
-                    ) from None
-                time.sleep(_retry_wait(None, attempt))
-                continue
-            if response.status_code not in _RETRY_STATUS or attempt + 1 == RETRY_ATTEMPTS:
-                return response
-            response.close()
-            time.sleep(_retry_wait(response, attempt))
-        assert response is not None
-        return response
+        """Send through :mod:`hubfit._http`: 408/429/5xx and connection failures are retried, within bounds.
+
+        Raises:
+            NetworkError: the server could not be reached, or kept answering a retryable status.
+        """
+
+        def attempt() -> requests.Response:
+            response = self._session.request(method, url, timeout=self._timeout, **kwargs)  # type: ignore[arg-type]
+            if response.status_code in RETRY_STATUSES:
+                detail = "" if kwargs.get("stream") else _server_message(response)
+                response.close()
+                reason = f"HTTP {response.status_code}" + (f": {detail}" if detail else "")
+                raise TransientError(
+                    Transient.from_answer(response.status_code, response.headers, reason=reason)
+                )
+            return response
+
+        try:
+            return self._backoff.call(
+                attempt,
+                classify=lambda exc: classify(exc, transport=(requests.ConnectionError, requests.Timeout)),
+                key=server_key(url),
+                what=f"Git LFS {method} {_host(url)}",
+            )
+        except RetriesExhausted as exc:
+            if exc.last.status is None:
+                raise NetworkError(f"Git LFS server {_host(url)} unreachable: {exc.last.reason}") from None
+            raise NetworkError(
+                f"Git LFS server {_host(url)} answered {exc.last.reason} after {exc.attempts} attempts"
+            ) from None
 
     def batch(self, pointers: Iterable[LfsPointer]) -> dict[str, LfsAction | HubfitError]:
         """Ask the server for a download action for each pointer.
@@ -401,22 +408,26 @@ class LfsClient:
         """Read and validate the safetensors header of the object behind ``pointer``.
 
         One ranged GET covers the length prefix and small headers; a second fetches the rest of a larger
-        header. Returns the header and the number of bytes read.
+        header (:func:`hubfit.formats.safetensors.read_header`). Returns the header and the number of bytes read.
 
         Raises:
             HeaderError: the header is malformed (as for a local file of ``pointer.size`` bytes).
+            LfsPointerError: the server sent less than the header.
         """
-        first_end = min(FIRST_READ_BYTES, pointer.size) - 1
-        data = self.read_range(action, 0, first_end) if first_end >= 0 else b""
-        length = header_length(data[:8], filename=filename, file_size=pointer.size)
-        if 8 + length > len(data):
-            data += self.read_range(action, len(data), 8 + length - 1)
-        if len(data) < 8 + length:
-            raise LfsPointerError(
-                f"{filename}: Git LFS server sent {len(data):,} bytes, short of the {8 + length:,}-byte header"
-            )
-        header = parse_header(data[8 : 8 + length], filename=filename, length=length, file_size=pointer.size)
-        return header, len(data)
+        count = 0
+
+        def read(start: int, end: int) -> bytes:
+            nonlocal count
+            data = self.read_range(action, start, end - 1)
+            count += len(data)
+            if len(data) < end - start:
+                raise LfsPointerError(
+                    f"{filename}: Git LFS server sent only {start + len(data):,} of the first {end:,} bytes"
+                )
+            return data
+
+        header = read_header(read, filename=filename, file_size=pointer.size)
+        return header, count
 
 
 def _read_prefix(response: requests.Response, count: int) -> bytes:
@@ -434,19 +445,23 @@ def _host(url: str) -> str:
     return urlsplit(url).netloc or url
 
 
-def _batch_error(url: str, response: requests.Response, *, authenticated: bool) -> HubfitError:
+def _server_message(response: requests.Response) -> str:
+    """The ``message`` of a JSON error answer (LFS servers send one), shortened; ``""`` when there is none."""
     try:
-        detail = str(response.json().get("message", ""))[:200]
+        data = response.json()
     except ValueError:
-        detail = ""
+        return ""
+    return str(data.get("message", ""))[:200] if isinstance(data, dict) else ""
+
+
+def _batch_error(url: str, response: requests.Response, *, authenticated: bool) -> HubfitError:
+    detail = _server_message(response)
     status = response.status_code
     hint = ""
     if status in (401, 403, 404) and not authenticated:
         hint = " (a private repository needs a token: pass github-token)"
     if status in (429,) or status >= 500:
-        return NetworkError(
-            f"Git LFS server {_host(url)} answered HTTP {status} after retries: {detail}".rstrip(": ")
-        )
+        return NetworkError(f"Git LFS server {_host(url)} answered HTTP {status}: {detail}".rstrip(": "))
     return LfsPointerError(
         f"Git LFS server {_host(url)} refused the batch request: HTTP {status}{hint} {detail}"
     )
