@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import io
 import itertools
+import subprocess
+import sys
+from collections import Counter
 
 import pytest
 
-import hubfit.publish._hub
+import hubfit.constants
 from fixtures.hub_writes import discussions, readme, writes
 from hubfit.cli.commands import main
+from hubfit.pipeline import analyze
 from hubfit.publish.card import PR_TITLE
 from hubfit.publish.cardtext import current_section
 from hubfit.publish.discussions import DISCUSSION_TITLE
+from hubfit.render.report import card_section
+from hubfit.report import SCHEMA_VERSION
+from hubfit.scan.options import resolved
 from hubfit.scan.publish import publish_scan
 from hubfit.scan.runner import ScanOptions, ScanQuery, run_scan
 from hubfit.scan.store import ScanStore
@@ -157,7 +164,7 @@ def test_repo_changed_since_the_scan_is_skipped(hub, store):
 def test_rate_limiting_stops_the_run(hub, store, monkeypatch):
     author, repos = make_org(hub, 3)
     result = scan(store, author)
-    monkeypatch.setattr(hubfit.publish._hub, "RETRY_ATTEMPTS", 2)
+    monkeypatch.setattr(hubfit.constants, "RETRY_ATTEMPTS", 2)  # the one retry policy (hubfit._http)
     hub.retry_after = 0
     hub.fail_next(rf"^/api/models/{author}/llama-0/commit/", n=10, status=429, method="POST")
     outcomes, out, _ = publish(store, result, "card", yes=True, pause_s=0)
@@ -180,3 +187,120 @@ def test_cli_apply_is_a_dry_run_without_yes(hub, tmp_path, capsys):
     assert writes_to(hub, author) == []
     assert main(["scan", author, "--db", db, "--yes"]) == 2
     assert "--yes and --commit go with --apply" in capsys.readouterr().err
+
+
+# ---- publishing reads the stored report: no header is read again ---------------------------------------------
+def header_reads(hub) -> list[str]:
+    """Requests that read weight files: ranged reads, any safetensors path, the CDN the LFS reads go to."""
+    return [e.path for e in hub.log if e.range or ".safetensors" in e.path or e.path.startswith("/repos/")]
+
+
+def requests(hub) -> Counter:
+    return Counter((e.method, e.path) for e in hub.log)
+
+
+def main_sha(hub, repo_id: str) -> str:
+    return hub.repos[repo_id].refs["refs/heads/main"]
+
+
+def planning_requests(hub, repos: list[str], kind: str) -> Counter:
+    """What planning costs once the scan is stored. Before, each repo was analysed again first: 36 requests per
+    repo for a card and 33 for a comment on these 15-shard copies, 30 of them header reads."""
+    expected = Counter({("GET", "/api/whoami-v2"): 1})  # the token's identity, once per run
+    for repo_id in repos:
+        sha = main_sha(hub, repo_id)
+        expected[("GET", f"/api/models/{repo_id}/revision/main")] += 1  # still the scanned commit?
+        if kind == "card":
+            # the card at that commit, through huggingface_hub's cache (metadata, then the file)
+            expected[("HEAD", f"/{repo_id}/resolve/{sha}/README.md")] += 1
+            expected[("GET", f"/{repo_id}/resolve/{sha}/README.md")] += 1
+        expected[("GET", f"/api/models/{repo_id}/discussions")] += 1  # hubfit's pull request or discussion
+    return expected
+
+
+def test_apply_publishes_the_stored_report_without_reading_a_header(hub, store):
+    author, repos = make_org(hub, 3)
+    result = scan(store, author)
+
+    hub.reset_log()
+    outcomes, _, _ = publish(store, result, "card")
+    assert [outcomes[r].action for r in repos] == ["open_pr"] * 3
+    assert header_reads(hub) == []
+    assert requests(hub) == planning_requests(hub, repos, "card")
+    assert len(hub.log) == 1 + 4 * 3
+
+    hub.reset_log()
+    outcomes, _, _ = publish(store, result, "comment")
+    assert [outcomes[r].action for r in repos] == ["open"] * 3
+    assert header_reads(hub) == []
+    assert requests(hub) == planning_requests(hub, repos, "comment")
+    assert len(hub.log) == 1 + 2 * 3
+
+    # what is written is what a live analysis at that commit renders, figure for figure
+    hub.reset_log()
+    outcomes, _, _ = publish(store, result, "card", yes=True, max_writes=1)
+    assert outcomes[repos[0]].action == "open_pr" and outcomes[repos[0]].written
+    assert header_reads(hub) == []
+    pr = next(d for d in discussions(hub.repos[repos[0]]) if d["isPullRequest"])
+    options = resolved(ScanOptions(token=BOT_TOKEN))
+    live = analyze(
+        repos[0],
+        revision=main_sha(hub, repos[0]),
+        token=BOT_TOKEN,
+        workload=options.workload,
+        hardware=options.hardware,
+    )
+    assert current_section(readme(hub, repos[0], f"refs/pr/{pr['num']}")) == card_section(live)
+
+
+def test_cli_apply_on_a_cached_scan_costs_the_listing_and_the_planning(hub, tmp_path, capsys):
+    author, repos = make_org(hub, 2)
+    db, table = str(tmp_path / "c.sqlite"), str(tmp_path / "t")
+    assert main(["scan", author, "--db", db, "-q", "--token", BOT_TOKEN, "-o", table]) == 0
+    capsys.readouterr()
+
+    hub.reset_log()
+    code = main(["scan", author, "--db", db, "-q", "--token", BOT_TOKEN, "-o", table, "--apply", "card"])
+    captured = capsys.readouterr()
+    assert code == 0 and "2 cached, 0 analysed" in captured.err
+    for repo_id in repos:
+        assert f"{repo_id}: would open a pull request" in captured.out
+    assert header_reads(hub) == []
+    assert requests(hub) == planning_requests(hub, repos, "card") + Counter({("GET", "/api/models"): 1})
+    assert len(hub.log) == 1 + 1 + 4 * 2  # one listing page, whoami, 4 per repo
+
+
+def test_a_stored_report_of_another_schema_version_is_analysed_again(hub, store):
+    author, repos = make_org(hub, 2)
+    result = scan(store, author)
+    settings = store.scan_info(result.scan_id)["settings"]
+    rows = {row.repo_id: row for row in store.rows(result.scan_id)}
+    old = {**rows[repos[0]].report, "schema_version": SCHEMA_VERSION - 1}
+    store.record_ok(result.scan_id, rows[repos[0]].listed(), settings, old, "0.0.0")
+
+    hub.reset_log()
+    outcomes, _, err = publish(store, result, "card")
+    assert outcomes[repos[0]].action == outcomes[repos[1]].action == "open_pr"
+    assert f"hubfit: {repos[0]}: cannot use the stored report (report document of schema_version" in err
+    assert "analysing it again" in err and repos[1] not in err
+    # only that repo's headers were read again; the other was published from its stored report
+    reads = header_reads(hub)
+    assert reads and all(f"/{repos[0]}/" in path for path in reads)
+
+    # the fresh report replaced the old one: the next run reads no header
+    row = next(r for r in store.rows(result.scan_id) if r.repo_id == repos[0])
+    assert row.report["schema_version"] == SCHEMA_VERSION
+    assert row.report["parameters"]["total"] == 68_976_648_192  # published count (fixtures/README.md)
+    identity = {key: row.report[key] for key in ("repo_id", "revision", "sha")}
+    assert row.report == rows[repos[1]].report | identity  # the same figures as the copy never re-read
+    hub.reset_log()
+    outcomes, _, err = publish(store, result, "card")
+    assert "analysing it again" not in err and header_reads(hub) == []
+    assert outcomes[repos[0]].action == "open_pr"
+
+
+def test_publish_does_not_import_the_runner():
+    """No import cycle: the scan runs the publishing; the publishing needs nothing of the scan runner."""
+    code = "import sys, hubfit.scan.publish; print('hubfit.scan.runner' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

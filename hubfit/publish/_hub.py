@@ -1,11 +1,12 @@
-"""Hub reads and writes for publishing, on top of :class:`hubfit.hub.HubClient`.
+"""Hub reads and writes for publishing, on top of :class:`hubfit.source.hub.HubClient`.
 
 Reads reuse ``HubClient``'s bounded retries and error translation. Writes need more care, because a write
 that timed out or got a 5xx may still have landed; sending it again could open a second pull request or post
-a second comment. :meth:`Publisher.write` therefore:
+a second comment. :meth:`Publisher.write` therefore goes through the same retry layer (:mod:`hubfit._http`)
+with one addition:
 
-* retries a 429 after ``Retry-After`` (the Hub rejected the request, nothing was written);
-* after a 5xx or a dropped connection, first asks ``landed()`` (a read) whether the write is already there,
+* a 429 is retried after ``Retry-After`` (the Hub rejected the request, nothing was written);
+* after a 5xx or a dropped connection, it first asks ``landed()`` (a read) whether the write is already there,
   returns that when it is, and only otherwise sends the write again;
 * maps the Hub's answers to hubfit errors: 412/409 (the branch moved since it was read) ->
   :class:`~hubfit.errors.ConflictError`; 403 on a repo whose discussions are disabled ->
@@ -20,12 +21,10 @@ headers, so the token cannot leak into them.
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from hubfit.constants import RETRY_AFTER_MAX_S, RETRY_ATTEMPTS, RETRY_BASE_S, RETRY_MAX_S
+from hubfit._http import Backoff, RetriesExhausted, Transient, classify, server_key
 from hubfit.errors import (
     ConflictError,
     DiscussionsDisabledError,
@@ -36,11 +35,13 @@ from hubfit.errors import (
     UsageError,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from hubfit.source.hub import HubClient
+
 __all__ = ["Publisher"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-_RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 
 def _status(exc: BaseException) -> int | None:
@@ -52,27 +53,19 @@ def _server_message(exc: BaseException) -> str:
     return " ".join(str(message).split())[:300]
 
 
-def _retry_after(exc: BaseException) -> float | None:
-    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
-    value = headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
-
-
 class Publisher:
     """One publishing session on the Hub: a ``HubClient`` plus the identity of the token.
 
     Args:
-        client: the :class:`hubfit.hub.HubClient` (its ``api`` is an ``HfApi`` with the token).
-        sleep: injectable for tests of the retry policy.
+        client: the :class:`hubfit.source.hub.HubClient` (its ``api`` is an ``HfApi`` with the token).
+        sleep: injectable for tests of the retry policy; writes then wait through a :class:`~hubfit._http.Backoff`
+            of their own. Default: the client's.
     """
 
-    def __init__(self, client: Any, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, client: HubClient, *, sleep: Callable[[float], None] | None = None) -> None:
         self.client = client
         self.api = client.api
-        self._sleep = sleep
+        self.backoff = client.backoff if sleep is None else Backoff(client.backoff.policy, sleep=sleep)
         self._user: str | None = None
 
     @property
@@ -108,20 +101,7 @@ class Publisher:
 
     def read_file(self, repo_id: str, path: str, sha: str) -> bytes | None:
         """A small file's bytes at ``sha`` (through the huggingface_hub cache), or None when it does not exist."""
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError
-
-        def call() -> bytes | None:
-            try:
-                local = hf_hub_download(
-                    repo_id, path, revision=sha, token=self.client.token, endpoint=self.endpoint
-                )
-            except EntryNotFoundError:
-                return None
-            with open(local, "rb") as fh:
-                return fh.read()
-
-        return self.read(f"read {path} of {repo_id}", call, repo_id=repo_id, revision=sha)
+        return self.client.read_file(repo_id, path, sha, what=f"read {path} of {repo_id}", missing_ok=True)
 
     def read(self, what: str, fn: Callable[[], T], *, repo_id: str, revision: str | None = None) -> T:
         """Run a read with ``HubClient``'s retries and error translation (discussions disabled included)."""
@@ -151,17 +131,9 @@ class Publisher:
         from huggingface_hub.errors import HfHubHTTPError
         from huggingface_hub.utils import httpx
 
-        last: BaseException | None = None
-        for attempt in range(RETRY_ATTEMPTS):
-            if attempt and landed is not None and _status(last) != 429:
-                done = landed()
-                if done is not None:
-                    logger.info("%s: the earlier attempt had landed", what)
-                    return done
+        def attempt() -> T:
             try:
                 return fn()
-            except HubfitError:
-                raise
             except ValueError as exc:
                 # huggingface_hub validates README.md's YAML with the Hub before committing.
                 if "metadata" in str(exc):
@@ -171,30 +143,34 @@ class Publisher:
                         "fix the front matter first"
                     ) from None
                 raise
-            except HfHubHTTPError as exc:
-                status = _status(exc)
-                if status not in _RETRY_STATUS:
-                    raise self._translate(exc, what, repo_id, conflict_hint) from None
-                last = exc
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                last = exc
-            if attempt + 1 == RETRY_ATTEMPTS:
-                break
-            wait = _retry_after(last) if _status(last) == 429 else None
-            if wait is None:
-                wait = min(RETRY_MAX_S, RETRY_BASE_S * 2**attempt) * (0.75 + random.random() / 2)
-            wait = min(wait, RETRY_AFTER_MAX_S)
-            logger.info("%s: %s; retrying in %.1f s", what, _status(last) or type(last).__name__, wait)
-            self._sleep(wait)
-        if landed is not None and _status(last) != 429:
+
+        def already_landed(failure: Transient) -> T | None:
+            if landed is None or failure.status == 429:  # a 429 was refused: nothing can have landed
+                return None
             done = landed()
             if done is not None:
+                logger.info("%s: the earlier attempt had landed", what)
+            return done
+
+        try:
+            return self.backoff.call(
+                attempt,
+                classify=lambda exc: classify(exc, transport=(httpx.TimeoutException, httpx.TransportError)),
+                key=server_key(self.endpoint),
+                what=what,
+                before_retry=already_landed,
+            )
+        except RetriesExhausted as exc:
+            done = already_landed(exc.last)
+            if done is not None:
                 return done
-        detail = f"HTTP {_status(last)}" if _status(last) else type(last).__name__
-        cls = RateLimitedError if _status(last) == 429 else NetworkError
-        raise cls(
-            f"cannot {what}: {detail} after {RETRY_ATTEMPTS} attempts; nothing was changed, run hubfit again later"
-        )
+            cls = RateLimitedError if exc.last.status == 429 else NetworkError
+            raise cls(
+                f"cannot {what}: {exc.last.reason} after {exc.attempts} attempts; nothing was changed, "
+                "run hubfit again later"
+            ) from None
+        except HfHubHTTPError as exc:
+            raise self._translate(exc, what, repo_id, conflict_hint) from None
 
     def _disabled(self, exc: BaseException, repo_id: str) -> DiscussionsDisabledError | None:
         message = _server_message(exc).lower()
