@@ -183,7 +183,7 @@ def test_retry_after_is_honoured_within_bounds(gh):
 
 
 def test_rate_limit_403_waits_until_reset(gh, monkeypatch):
-    monkeypatch.setattr("hubfit.publish.github.time.time", lambda: 1_000.0)
+    monkeypatch.setattr("hubfit._http.time.time", lambda: 1_000.0)  # the one Retry-After parser
     gh.fail_next = [("GET", 403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1010"})]
     c = client()
     assert c.upsert_sticky_comment(REPO, 7, "x").action == "created"

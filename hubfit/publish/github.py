@@ -11,11 +11,12 @@ Transport rules:
 
 * ``api_url`` defaults to ``$GITHUB_API_URL`` and then ``https://api.github.com`` (GitHub Enterprise Server
   sets ``GITHUB_API_URL`` to ``https://HOST/api/v3``).
-* 429, 5xx and rate-limit 403s (``x-ratelimit-remaining: 0`` or a ``Retry-After``) are retried a bounded number
-  of times (``hubfit.constants.RETRY_*``), waiting ``Retry-After`` seconds or until ``x-ratelimit-reset`` when
-  given (capped), else exponential backoff. A POST that fails with a retryable status or a dropped connection
-  may still have created the comment, so before posting again the comments are listed again and a comment
-  that did land is updated instead: retries never duplicate.
+* 408, 429, 5xx and rate-limit 403s (``x-ratelimit-remaining: 0`` or a ``Retry-After``) are retried a bounded
+  number of times through hubfit's one retry layer (:mod:`hubfit._http`, ``hubfit.constants.RETRY_*``), waiting
+  ``Retry-After`` seconds or until ``x-ratelimit-reset`` when given (capped), else exponential backoff; a
+  rate-limited answer pauses every thread's GitHub requests. A POST that fails with a retryable status or a
+  dropped connection may still have created the comment, so before posting again the comments are listed again
+  and a comment that did land is updated instead: retries never duplicate.
 * The token is sent only in the ``Authorization`` header. It never appears in an exception message, a log
   line or ``repr(client)``.
 """
@@ -25,14 +26,24 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hubfit import constants
+from hubfit._http import (
+    RETRY_STATUSES,
+    Backoff,
+    RetriesExhausted,
+    RetryPolicy,
+    Transient,
+    TransientError,
+    server_key,
+)
 from hubfit.errors import NetworkError, PublishError, RateLimitedError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import requests
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -56,7 +67,6 @@ ACTIONS_BOT_LOGIN = "github-actions[bot]"
 _PR_REF = re.compile(
     r"^(?P<repo>[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100})#(?P<num>[1-9][0-9]{0,9})$"
 )
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 def parse_pr_ref(ref: str) -> tuple[str, int]:
@@ -80,15 +90,6 @@ class StickyResult:
     comment_id: int
 
 
-class _Retryable(Exception):
-    """A response or connection failure that may succeed if sent again."""
-
-    def __init__(self, message: str, wait_s: float | None, rate_limited: bool) -> None:
-        super().__init__(message)
-        self.wait_s = wait_s
-        self.rate_limited = rate_limited
-
-
 class GitHubClient:
     """Minimal GitHub REST client for sticky pull-request comments.
 
@@ -99,7 +100,9 @@ class GitHubClient:
         author: the login whose comments may be edited. Default: the token's own login from ``GET /user``,
             or ``github-actions[bot]`` when the token is an Actions installation token.
         session: a ``requests.Session`` (tests, connection reuse); one is created when omitted.
-        max_attempts, sleep: retry budget and the sleep function (tests pass a recorder).
+        max_attempts: retry budget (default ``hubfit.constants.RETRY_ATTEMPTS``).
+        sleep: the sleep function (tests pass a recorder; see :class:`hubfit._http.Backoff`).
+        timeout_s: seconds to wait for GitHub to send data.
     """
 
     def __init__(
@@ -108,9 +111,9 @@ class GitHubClient:
         api_url: str | None = None,
         *,
         author: str | None = None,
-        session: Any = None,
+        session: requests.Session | None = None,
         max_attempts: int | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         timeout_s: float | None = None,
     ) -> None:
         token = token if token is not None else os.environ.get("GITHUB_TOKEN")
@@ -129,8 +132,8 @@ class GitHubClient:
         self._token = token
         self._author = author
         self._session = session
-        self._max_attempts = max(1, max_attempts if max_attempts is not None else constants.RETRY_ATTEMPTS)
-        self._sleep = sleep
+        self._backoff = Backoff(RetryPolicy.from_constants(attempts=max_attempts), sleep=sleep)
+        self._key = server_key(api_url)
         self._timeout_s = timeout_s if timeout_s is not None else constants.HTTP_TIMEOUT_S
 
     def __repr__(self) -> str:
@@ -151,7 +154,8 @@ class GitHubClient:
                 f"the comment is {len(full_body):,} characters; GitHub accepts at most {MAX_BODY_CHARS:,}"
             )
         author = self.viewer_login()
-        for attempt in range(1, self._max_attempts + 1):
+
+        def attempt() -> StickyResult:
             existing = self.find_comment(repo, number, marker, author)
             if existing is not None:
                 if existing.get("body") == full_body:
@@ -160,22 +164,22 @@ class GitHubClient:
                     "PATCH", f"/repos/{repo}/issues/comments/{existing['id']}", json={"body": full_body}
                 )
                 return StickyResult("updated", data["html_url"], data["id"])
-            try:
-                data = self._request(
-                    "POST", f"/repos/{repo}/issues/{number}/comments", json={"body": full_body}, retry=False
-                )
-            except _Retryable as exc:
-                # The comment may have been created even though the answer was lost: look again first.
-                if attempt == self._max_attempts:
-                    raise self._exhausted(exc) from None
-                self._wait(exc, attempt)
-                continue
+            # Sent once per attempt: a failed POST may have created the comment although its answer was lost,
+            # so the next attempt looks for it again before posting.
+            data = self._request(
+                "POST", f"/repos/{repo}/issues/{number}/comments", json={"body": full_body}, retry=False
+            )
             return StickyResult("created", data["html_url"], data["id"])
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        try:
+            return self._backoff.call(attempt, key=self._key, what="GitHub comment")
+        except RetriesExhausted as exc:
+            raise self._exhausted(exc) from None
 
     def get_pull_request(self, repo: str, number: int) -> dict:
         """The pull request ``repo#number`` as GitHub's REST API describes it (head, base, state ...)."""
-        return self._request("GET", f"/repos/{repo}/pulls/{number}")
+        pull: dict = self._request("GET", f"/repos/{repo}/pulls/{number}")
+        return pull
 
     def viewer_login(self) -> str:
         """The login whose comments this client may edit (see the ``author`` argument)."""
@@ -220,20 +224,21 @@ class GitHubClient:
         json: dict | None = None,
         retry: bool = True,
         accept: tuple[int, ...] = (),
-    ) -> Any:
-        attempts = self._max_attempts if retry else 1
-        for attempt in range(1, attempts + 1):
-            try:
-                return self._send_once(method, url, json, accept)
-            except _Retryable as exc:
-                if not retry:
-                    raise
-                if attempt == attempts:
-                    raise self._exhausted(exc) from None
-                self._wait(exc, attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+    ) -> requests.Response:
+        """Send with retries (:mod:`hubfit._http`); ``retry=False`` sends once and raises
+        :class:`~hubfit._http.TransientError` for a retryable failure, for the caller to handle."""
+        if not retry:
+            return self._send_once(method, url, json, accept)
+        try:
+            return self._backoff.call(
+                lambda: self._send_once(method, url, json, accept), key=self._key, what="GitHub"
+            )
+        except RetriesExhausted as exc:
+            raise self._exhausted(exc) from None
 
-    def _send_once(self, method: str, url: str, json: dict | None, accept: tuple[int, ...] = ()) -> Any:
+    def _send_once(
+        self, method: str, url: str, json: dict | None, accept: tuple[int, ...] = ()
+    ) -> requests.Response:
         import requests
 
         headers = {
@@ -248,16 +253,21 @@ class GitHubClient:
             response = self._session.request(method, url, headers=headers, json=json, timeout=self._timeout_s)
         except requests.RequestException as exc:
             # str(exc) may quote the request; report only the exception class and where it happened.
-            raise _Retryable(f"{where}: {type(exc).__name__}", None, False) from None
+            raise TransientError(Transient(f"{where}: {type(exc).__name__}")) from None
         status = response.status_code
         rate_limited_403 = status == 403 and _is_rate_limit(response)
         if status < 400 or (status in accept and not rate_limited_403):
             return response
         message = _error_message(response)
-        wait_s = _retry_after(response)
-        if status in _RETRY_STATUSES or rate_limited_403:
-            rate_limited = status in (403, 429)
-            raise _Retryable(f"{where}: {status} {message}", wait_s, rate_limited)
+        if status in RETRY_STATUSES or rate_limited_403:
+            raise TransientError(
+                Transient.from_answer(
+                    status,
+                    response.headers,
+                    reason=f"{where}: {status} {message}",
+                    rate_limited=status in (403, 429),
+                )
+            )
         if status == 401:
             raise PublishError(f"GitHub rejected the token (401 {message}) on {where}")
         if status == 403:
@@ -271,24 +281,16 @@ class GitHubClient:
             )
         raise PublishError(f"GitHub answered {status} {message} for {where}")
 
-    def _wait(self, exc: _Retryable, attempt: int) -> None:
-        backoff = min(constants.RETRY_MAX_S, constants.RETRY_BASE_S * 2 ** (attempt - 1))
-        wait_s = backoff if exc.wait_s is None else min(exc.wait_s, constants.RETRY_AFTER_MAX_S)
-        logger.info(
-            "GitHub: %s; retrying in %.1f s (attempt %d of %d)", exc, wait_s, attempt + 1, self._max_attempts
-        )
-        self._sleep(wait_s)
-
-    def _exhausted(self, exc: _Retryable) -> NetworkError:
-        cls = RateLimitedError if exc.rate_limited else NetworkError
-        return cls(f"GitHub kept failing after {self._max_attempts} attempts: {exc}")
+    def _exhausted(self, exc: RetriesExhausted) -> NetworkError:
+        cls = RateLimitedError if exc.last.rate_limited else NetworkError
+        return cls(f"GitHub kept failing after {exc.attempts} attempts: {exc.last.reason}")
 
 
 def _redact_query(url: str) -> str:
     return url.split("?", 1)[0]
 
 
-def _error_message(response: Any) -> str:
+def _error_message(response: requests.Response) -> str:
     try:
         data = response.json()
     except ValueError:
@@ -298,25 +300,6 @@ def _error_message(response: Any) -> str:
     return response.reason or ""
 
 
-def _is_rate_limit(response: Any) -> bool:
+def _is_rate_limit(response: requests.Response) -> bool:
     headers = response.headers
     return headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers
-
-
-def _retry_after(response: Any) -> float | None:
-    headers = response.headers
-    value = headers.get("retry-after")
-    if value is not None:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-            except (TypeError, ValueError):
-                return None
-    if headers.get("x-ratelimit-remaining") == "0" and headers.get("x-ratelimit-reset"):
-        try:
-            return max(0.0, float(headers["x-ratelimit-reset"]) - time.time())
-        except ValueError:
-            return None
-    return None
