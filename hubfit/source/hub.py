@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hubfit import __version__
 from hubfit._http import Backoff, RetriesExhausted, Transient, classify, server_key
+from hubfit._version import __version__
 from hubfit.constants import FIRST_READ_BYTES, HTTP_TIMEOUT_S, MAX_JSON_BYTES
 from hubfit.errors import (
     GatedRepoError,

@@ -30,7 +30,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from hubfit import __version__ as _hubfit_version
 from hubfit._http import (
     RETRY_STATUSES,
     Backoff,
@@ -40,6 +39,7 @@ from hubfit._http import (
     classify,
     server_key,
 )
+from hubfit._version import __version__ as _hubfit_version
 from hubfit.constants import FIRST_READ_BYTES, HTTP_TIMEOUT_S
 from hubfit.errors import HubfitError, LfsPointerError, NetworkError
 from hubfit.formats.safetensors import SafetensorsHeader, read_header
