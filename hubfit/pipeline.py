@@ -80,15 +80,18 @@ def build_report(
     model: Model, *, workload: Workload | None = None, hardware: HardwareQuery | None = None
 ) -> Report:
     """The report of an analysed model: its counts, and the memory and fit sections when asked for."""
+    from hubfit.sizing.engine import TensorGroups
+
     memory = fit = None
+    groups = TensorGroups.of(model) if workload is not None or hardware is not None else None
     if workload is not None:
         from hubfit.sizing.memory import estimate
 
-        memory = estimate(model, workload)
+        memory = estimate(model, workload, groups=groups)
     if hardware is not None:
         from hubfit.fit.planner import evaluate
 
-        fit = evaluate(model, workload, hardware)
+        fit = evaluate(model, workload, hardware, groups=groups)
     return Report.of(model, memory=memory, fit=fit)
 
 

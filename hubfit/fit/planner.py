@@ -545,7 +545,11 @@ def _gguf_types() -> list[Precision]:
 
 
 def evaluate(
-    model: Model, workload: Workload | None = None, hardware: HardwareQuery | None = None
+    model: Model,
+    workload: Workload | None = None,
+    hardware: HardwareQuery | None = None,
+    *,
+    groups: TensorGroups | None = None,
 ) -> FitReport:
     """The fit section for ``model``: fits per GPU and precision, and the best bits per weight per GPU.
 
@@ -557,6 +561,7 @@ def evaluate(
         workload: context, batch, KV dtype, precisions and overhead (default: 4096 tokens, batch 1); the
             precisions are the memory section's rows.
         hardware: the devices (default: the curated set, fewest devices that fit).
+        groups: the model's tensor groups when the caller already has them (the memory section's).
 
     Raises:
         hubfit.errors.UnknownGPUError: a GPU name matches nothing (or several devices).
@@ -567,7 +572,7 @@ def evaluate(
     config = model.main.config
     devices = hardware.devices()
     context = memory.resolve_context(config, workload)
-    groups = TensorGroups.of(model)
+    groups = groups or TensorGroups.of(model)
     sizers = [Sizer(model, workload, prec, groups) for prec in memory.rows(workload)]
     pairs = [_fit(gpu, sizer, context, hardware) for gpu in devices for sizer in sizers]
     bpw_context = context if workload.overhead is None else memory.DEFAULT_CONTEXT

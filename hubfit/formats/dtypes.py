@@ -16,6 +16,12 @@ def _table() -> dict[str, dict[str, Any]]:
     return table
 
 
+@cache
+def bits_table() -> dict[str, int]:
+    """Storage bits per element of every safetensors dtype."""
+    return {name: int(row["bits"]) for name, row in _table().items()}
+
+
 def known(dtype: str) -> bool:
     """Whether ``dtype`` is a safetensors dtype."""
     return dtype in _table()

@@ -20,6 +20,9 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
 
 from hubfit.constants import FIRST_READ_BYTES, MAX_HEADER_BYTES, MAX_HEADER_DEPTH
 from hubfit.errors import HeaderError, LfsPointerError
@@ -29,6 +32,7 @@ __all__ = [
     "RangeReader",
     "SafetensorsHeader",
     "TensorInfo",
+    "decode_sharded",
     "header_from_metadata",
     "header_length",
     "parse_header",
@@ -44,8 +48,7 @@ RangeReader = Callable[[int, int], bytes]
 _LFS_POINTER_PREFIX = b"version https://git-lfs"
 
 
-@dataclass(frozen=True)
-class TensorInfo:
+class TensorInfo(msgspec.Struct, frozen=True, gc=False):
     """One tensor as the header describes it.
 
     Attributes:
@@ -149,6 +152,89 @@ def _shape(value: object, *, filename: str, name: str) -> tuple[int, ...]:
     return tuple(value)
 
 
+# ---- the fast path: typed decoding (msgspec validates types as it parses) ------------------------------------
+
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _Entry(msgspec.Struct, frozen=True):
+    """One tensor entry as the format defines it (unknown keys are ignored, as the Rust reader does)."""
+
+    dtype: str
+    shape: list[_Count]
+    data_offsets: tuple[_Count, _Count]
+
+
+_ENTRY = msgspec.json.Decoder(_Entry)
+_RAW_OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_METADATA = msgspec.json.Decoder(dict[str, str])
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+
+
+class _NotFast(Exception):
+    """The typed path met something it does not accept; the reference path says precisely what."""
+
+
+def _fast(
+    raw: dict[str, msgspec.Raw], *, filename: str, length: int, file_size: int | None
+) -> SafetensorsHeader:
+    """Validate a header whose entries are still raw JSON, by the rules of :func:`validate_header`.
+
+    It accepts exactly what :func:`validate_header` accepts; anything else raises :class:`_NotFast` so that the
+    reference path produces its message. Shapes repeat (a few hundred distinct ones in 92k tensors), so their
+    element counts are computed once each.
+    """
+    bits_of = dtypes.bits_table()
+    elements_of: dict[tuple[int, ...], int] = {}
+    tensors: dict[str, TensorInfo] = {}
+    metadata: dict[str, str] = {}
+    try:
+        for name, value in raw.items():
+            if name == "__metadata__":
+                metadata = _METADATA.decode(value) if bytes(value) != b"null" else {}
+                continue
+            entry = _ENTRY.decode(value)
+            bits = bits_of.get(entry.dtype)
+            begin, end = entry.data_offsets
+            if bits is None or begin > end:
+                raise _NotFast
+            shape = tuple(entry.shape)
+            elements = elements_of.get(shape)
+            if elements is None:
+                elements = elements_of[shape] = math.prod(shape)
+            if elements * bits != (end - begin) * 8:
+                raise _NotFast
+            tensors[name] = TensorInfo(name, entry.dtype, shape, (begin, end), elements, end - begin)
+    except _DECODE_ERRORS:
+        raise _NotFast from None
+    return _checked_cover(tensors, metadata, filename=filename, length=length, file_size=file_size)
+
+
+def _checked_cover(
+    tensors: dict[str, TensorInfo],
+    metadata: dict[str, str],
+    *,
+    filename: str,
+    length: int,
+    file_size: int | None,
+) -> SafetensorsHeader:
+    """The header, once its tensors are known to cover the data buffer exactly (and to end with the file)."""
+    # The data buffer must be covered exactly: sorted by offset, each tensor starts where the last ended.
+    cursor = 0
+    for info in sorted(tensors.values(), key=lambda t: t.data_offsets):
+        begin, end = info.data_offsets
+        if begin < cursor:
+            raise HeaderError(f"{filename}: tensor {info.name!r} overlaps the previous tensor's data")
+        if begin > cursor:
+            raise HeaderError(f"{filename}: data buffer has a hole before tensor {info.name!r}")
+        cursor = end
+    if file_size is not None and 8 + length + cursor != file_size:
+        raise HeaderError(
+            f"{filename}: tensor data ends at byte {8 + length + cursor:,} but the file is {file_size:,} bytes"
+        )
+    return SafetensorsHeader(filename, length, tensors, dict(metadata), cursor)
+
+
 def parse_header(
     header_bytes: bytes, *, filename: str, length: int | None = None, file_size: int | None = None
 ) -> SafetensorsHeader:
@@ -164,6 +250,10 @@ def parse_header(
         HeaderError: on any violation of the format (see the module docstring).
     """
     length = len(header_bytes) if length is None else length
+    try:
+        return _fast(_RAW_OBJECT.decode(header_bytes), filename=filename, length=length, file_size=file_size)
+    except (_NotFast, *_DECODE_ERRORS):
+        pass  # the reference path below names the violation
     try:
         text = header_bytes.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -215,39 +305,67 @@ def validate_header(
                 f"but its data_offsets span {nbytes:,} bytes"
             )
         tensors[name] = TensorInfo(name, dtype, shape, (offsets[0], offsets[1]), elements, nbytes)
-
-    # The data buffer must be covered exactly: sorted by offset, each tensor starts where the last ended.
-    cursor = 0
-    for info in sorted(tensors.values(), key=lambda t: t.data_offsets):
-        begin, end = info.data_offsets
-        if begin < cursor:
-            raise HeaderError(f"{filename}: tensor {info.name!r} overlaps the previous tensor's data")
-        if begin > cursor:
-            raise HeaderError(f"{filename}: data buffer has a hole before tensor {info.name!r}")
-        cursor = end
-    if file_size is not None and 8 + length + cursor != file_size:
-        raise HeaderError(
-            f"{filename}: tensor data ends at byte {8 + length + cursor:,} but the file is {file_size:,} bytes"
-        )
-    return SafetensorsHeader(filename, length, tensors, dict(metadata), cursor)
+    return _checked_cover(tensors, metadata, filename=filename, length=length, file_size=file_size)
 
 
-def header_from_metadata(raw: object, *, filename: str, file_size: int | None = None) -> SafetensorsHeader:
+def header_from_metadata(
+    raw: dict[str, Any] | dict[str, msgspec.Raw], *, filename: str, file_size: int | None = None
+) -> SafetensorsHeader:
     """Validate a header someone else already decoded (the Hub's safetensors-metadata endpoint).
 
-    The answer has no length prefix: it is derived from ``file_size`` when known (prefix + header + data must
-    fill the file), and left at 0 otherwise.
+    ``raw`` maps names to decoded entries, or to their raw JSON (``msgspec.Raw``, as :func:`decode_sharded`
+    leaves them: then the typed path validates them as they are decoded). The answer has no length prefix: it
+    is derived from ``file_size`` when known (prefix + header + data must fill the file), and left at 0
+    otherwise.
 
     Raises:
         HeaderError: as :func:`validate_header`, or the tensor data does not fit in ``file_size`` bytes.
     """
-    header = validate_header(raw, filename=filename, length=0)
+    raw_entries = [v for v in raw.values() if isinstance(v, msgspec.Raw)]
+    header: SafetensorsHeader | None = None
+    if raw_entries and len(raw_entries) == len(raw):
+        try:
+            header = _fast(raw, filename=filename, length=0, file_size=None)  # type: ignore[arg-type]
+        except _NotFast:
+            raw = {k: _decoded(v) for k, v in raw.items()}
+    if header is None:
+        header = validate_header(raw, filename=filename, length=0)
     if file_size is None:
         return header
     length = file_size - 8 - header.data_bytes
     if length < 2:
         raise HeaderError(f"{filename}: tensor data runs past the end of the {file_size:,}-byte file")
     return SafetensorsHeader(filename, length, header.tensors, header.metadata, header.data_bytes)
+
+
+def _decoded(value: object) -> object:
+    if not isinstance(value, msgspec.Raw):
+        return value
+    try:
+        return msgspec.json.decode(value)
+    except _DECODE_ERRORS:
+        return None  # validate_header names the entry that is not an object
+
+
+class _Sharded(msgspec.Struct):
+    """The part of the safetensors-metadata endpoint's answer hubfit reads: each shard's header, raw."""
+
+    headers: dict[str, dict[str, msgspec.Raw]]
+
+
+_SHARDED = msgspec.json.Decoder(_Sharded)
+
+
+def decode_sharded(body: bytes) -> dict[str, dict[str, msgspec.Raw]]:
+    """Each shard's header entries (still raw JSON) from the Hub's safetensors-metadata answer.
+
+    Raises:
+        HeaderError: the answer is not JSON of that shape.
+    """
+    try:
+        return _SHARDED.decode(body).headers
+    except _DECODE_ERRORS as exc:
+        raise HeaderError(f"the Hub's safetensors-metadata answer is malformed ({exc})") from None
 
 
 def read_header(

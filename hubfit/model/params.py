@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
+import msgspec
+
 from hubfit.formats.safetensors import SafetensorsHeader, TensorInfo
 from hubfit.model.config import ModelConfig
 from hubfit.model.quant import UNPACKED, QuantFormat
@@ -59,8 +61,7 @@ _ROUTER = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class LogicalTensor:
+class LogicalTensor(msgspec.Struct, frozen=True, gc=False):
     """One stored tensor, classified.
 
     Attributes:
@@ -118,10 +119,39 @@ def _role(info: TensorInfo, packed: bool) -> str:
     return "other"
 
 
-def _values(info: TensorInfo, per_element: Fraction) -> int:
-    value = info.elements * per_element
-    # Packing ratios are exact for real checkpoints; round half up if a layout is not.
-    return int(value) if value.denominator == 1 else int(value + Fraction(1, 2))
+def _values(elements: int, per_element: Fraction) -> int:
+    """Logical values in ``elements`` packed ``per_element`` to an element, in integers.
+
+    Packing ratios are exact for real checkpoints; a layout that is not rounds half up.
+    """
+    num, den = per_element.numerator, per_element.denominator
+    if den == 1:
+        return elements * num
+    return (2 * elements * num + den) // (2 * den)
+
+
+#: Maps every digit to 0: names that differ only in layer or expert indices (of the same width) share a key.
+_DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
+
+
+@dataclass(frozen=True)
+class _NameRule:
+    """What a tensor name (digits normalised) says, for every tensor of that shape of name."""
+
+    role: str
+    layer_at: int | None  # index in name.split(".") of the layer number
+    expert_at: int | None  # index of the routed expert number (role "expert" only)
+
+
+def _part_index(name: str, match: re.Match[str] | None) -> int | None:
+    return None if match is None else name.count(".", 0, match.start(1))
+
+
+def _name_rule(info: TensorInfo, packed: bool) -> _NameRule:
+    name = info.name
+    role = _role(info, packed)
+    expert = _part_index(name, _EXPERT.search(name)) if role == "expert" else None
+    return _NameRule(role, _part_index(name, _LAYER.search(name)), expert)
 
 
 def inventory(
@@ -140,30 +170,38 @@ def inventory(
             all_tensors[name] = info
             file_of[name] = header.filename
 
+    # The role and the positions of the layer and expert numbers depend on the name with its digits
+    # normalised, its rank and packing: classified once per such key (a few hundred for 92k tensors).
+    rules: dict[tuple[str, int, bool, bool], _NameRule] = {}
     out: list[LogicalTensor] = []
     for name, info in all_tensors.items():
         rule = quant.rule(info, all_tensors) if quant else UNPACKED
-        packed = rule.values_per_element != 1
-        if rule.metadata:
-            role, params = "quant_meta", 0
-        else:
-            role = _role(info, packed)
-            params = 0 if role == "buffer" else _values(info, rule.values_per_element)
-        layer = _LAYER.search(name)
-        expert = _EXPERT.search(name)
+        per_element = rule.values_per_element
+        packed = per_element != 1
+        key = (name.translate(_DIGITS_TO_ZERO), len(info.shape), packed, rule.metadata)
+        named = rules.get(key)
+        if named is None:
+            named = rules[key] = (
+                _NameRule("quant_meta", _part_index(name, _LAYER.search(name)), None)
+                if rule.metadata
+                else _name_rule(info, packed)
+            )
+        role = named.role
+        params = 0 if role in ("buffer", "quant_meta") else _values(info.elements, per_element)
+        parts = name.split(".") if named.layer_at is not None or named.expert_at is not None else ()
         out.append(
             LogicalTensor(
-                name=name,
-                component=component,
-                file=file_of[name],
-                dtype=info.dtype,
-                shape=info.shape,
-                stored_elements=info.elements,
-                stored_bytes=info.nbytes,
-                parameters=params,
-                role=role,
-                layer=int(layer.group(1)) if layer else None,
-                expert=int(expert.group(1)) if expert and role == "expert" else None,
+                name,
+                component,
+                file_of[name],
+                info.dtype,
+                info.shape,
+                info.elements,
+                info.nbytes,
+                params,
+                role,
+                int(parts[named.layer_at]) if named.layer_at is not None else None,
+                int(parts[named.expert_at]) if named.expert_at is not None else None,
             )
         )
     return _resolve_ties(out, config)
@@ -181,7 +219,7 @@ def _resolve_ties(tensors: list[LogicalTensor], config: ModelConfig | None) -> l
     if twin is None:
         return tensors
     head = heads[0]
-    tied = LogicalTensor(**{**head.__dict__, "parameters": 0, "tied_to": twin.name})
+    tied = msgspec.structs.replace(head, parameters=0, tied_to=twin.name)
     return [tied if t is head else t for t in tensors]
 
 

@@ -217,28 +217,40 @@ class Sizer:
             start += size
         return out
 
+    @cached_property
+    def _kv_kinds(self) -> tuple[list[kv.LayerSpec], list[list[int]]]:
+        """The distinct layer specs (each spec with its layer index set to 0), and the kinds on each layer.
+
+        A 61-layer MLA model has one kind: sizing the cache of any run of layers then takes one call per kind,
+        whatever the number of layers.
+        """
+        specs = self.specs
+        count = max(self.groups.layer_count, max(spec.layer for spec in specs) + 1) if specs else 0
+        kinds: dict[kv.LayerSpec, int] = {}
+        on_layer: list[list[int]] = [[] for _ in range(count)]
+        for spec in specs:
+            on_layer[spec.layer].append(kinds.setdefault(replace(spec, layer=0), len(kinds)))
+        return list(kinds), on_layer
+
     def kv_rank(self, layers: range | None, context: int, tp: int) -> int:
         """KV cache on one TP rank for a run of layers (all layers when ``layers`` is None).
 
-        Per (context, tp) the per-layer figures of :func:`hubfit.sizing.kv.kv_cache_bytes_per_gpu` are summed
-        once into prefix sums, so a stage costs two lookups.
+        Per (context, tp) each distinct layer spec is sized once (``LayerSpec.rank_bytes``, what
+        :func:`hubfit.sizing.kv.kv_cache_bytes_per_gpu` sums) and the layers are summed into prefix sums, so a
+        pipeline stage costs two lookups.
         """
-        specs = self.specs
-        if not context or not specs or self.workload.overhead is not None:
+        if not context or not self.specs or self.workload.overhead is not None:
             return 0
         key = (context, tp)
         prefix = self._kv_prefix.get(key)
         if prefix is None:
-            count = max(self.groups.layer_count, max(spec.layer for spec in specs) + 1)
-            per_layer = [0] * count
-            dtype = self.kv_dtype
-            for spec in specs:
-                per_layer[spec.layer] += kv.kv_cache_bytes_per_gpu(
-                    [spec], context, self.workload.batch, dtype, tp
-                )
+            kinds, on_layer = self._kv_kinds
+            size = kv.kv_dtype_bytes(self.kv_dtype)
+            batch = self.workload.batch
+            value = [kind.rank_bytes(context, batch, size, tp) for kind in kinds]
             prefix = [0]
-            for size in per_layer:
-                prefix.append(prefix[-1] + size)
+            for layer_kinds in on_layer:
+                prefix.append(prefix[-1] + sum(value[k] for k in layer_kinds))
             self._kv_prefix[key] = prefix
         if layers is None:
             return prefix[-1]
@@ -257,12 +269,20 @@ class Sizer:
             self._overheads[key] = overhead_parts(self.model, stage_weights, workload, tp).total
         return self._overheads[key]
 
+    @cached_property
+    def _layer_prefix(self) -> list[int]:
+        prefix = [0]
+        for size in self.layers:
+            prefix.append(prefix[-1] + size)
+        return prefix
+
     def need(self, layout: Layout, context: int) -> DeviceNeed:
         """What the busiest device of ``layout`` holds at ``context`` tokens per sequence."""
         best = DeviceNeed(0, 0, 0)
         stages = self.stages(layout.pp) if self.layers else [range(0)]
+        prefix = self._layer_prefix
         for i, layers in enumerate(stages):
-            stage = sum(self.layers[j] for j in layers)
+            stage = prefix[layers.stop] - prefix[layers.start]
             if i == 0:
                 stage += self.first_bytes
             if i == len(stages) - 1:

@@ -222,7 +222,9 @@ def _kv_summary(model: Model, workload: Workload) -> tuple[KVCacheSummary, dict[
     return summary, by_kind
 
 
-def estimate(model: Model, workload: Workload | None = None) -> MemoryReport:
+def estimate(
+    model: Model, workload: Workload | None = None, *, groups: TensorGroups | None = None
+) -> MemoryReport:
     """The memory section for ``model`` under ``workload`` (default: 4096 tokens, batch 1, 16-bit KV).
 
     Every row is the sizing engine's single-device layout (:meth:`hubfit.sizing.engine.Sizer.need`), so the
@@ -232,7 +234,7 @@ def estimate(model: Model, workload: Workload | None = None) -> MemoryReport:
     summary, kv_layers = _kv_summary(model, workload)
     params = model.parameters.total
     precisions = rows(workload)
-    groups = TensorGroups.of(model)
+    groups = groups or TensorGroups.of(model)
     context = summary.context
     estimates = []
     parts = OverheadParts()

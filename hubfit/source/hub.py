@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
+
 from hubfit._http import Backoff, RetriesExhausted, Transient, classify, server_key
 from hubfit._version import __version__
 from hubfit.constants import FIRST_READ_BYTES, HTTP_TIMEOUT_S, MAX_JSON_BYTES
@@ -42,7 +44,7 @@ from hubfit.errors import (
     RepoNotFoundError,
     RevisionNotFoundError,
 )
-from hubfit.formats.safetensors import SafetensorsHeader, header_from_metadata, read_header
+from hubfit.formats.safetensors import SafetensorsHeader, decode_sharded, header_from_metadata, read_header
 
 __all__ = ["HubClient", "HubStats", "RepoFile", "RepoSnapshot"]
 
@@ -417,13 +419,21 @@ class HubClient:
 
         Returns ``None`` when the endpoint is not available, so the caller falls back to ranged reads.
         """
-        from huggingface_hub.errors import HfHubHTTPError
+        from urllib.parse import quote
 
-        def call() -> Any:
+        from huggingface_hub.errors import HfHubHTTPError
+        from huggingface_hub.utils import get_session, hf_raise_for_status
+
+        # The request huggingface_hub's get_sharded_safetensors_metadata sends, through its session; the answer
+        # is decoded here with typed msgspec decoding (validated as it is parsed), not into its TensorInfo objects.
+        url = f"{self.endpoint}/api/models/{repo_id}/safetensors-metadata/{quote(index_path, safe='/')}"
+
+        def call() -> dict[str, dict[str, msgspec.Raw]]:
             self.stats.add(requests=1)
-            return self.api.get_sharded_safetensors_metadata(
-                repo_id, filename=index_path, token=self.token, timeout=HTTP_TIMEOUT_S
-            )
+            response = get_session().get(url, headers=self._hf_headers(), timeout=HTTP_TIMEOUT_S)
+            hf_raise_for_status(response)
+            self.stats.add(received=len(response.content))
+            return decode_sharded(response.content)
 
         try:
             meta = self.call(f"read the shard headers of {repo_id}", call, repo_id=repo_id)
@@ -431,18 +441,12 @@ class HubClient:
             return None
         except HfHubHTTPError:
             return None
-        except (KeyError, TypeError, ValueError, AttributeError):
-            return None  # an answer huggingface_hub could not parse: read the shards directly
+        except HeaderError:
+            return None  # an answer of another shape: read the shards directly
         folder = index_path.rsplit("/", 1)[0] + "/" if "/" in index_path else ""
         headers: dict[str, SafetensorsHeader] = {}
-        for shard, file_meta in meta.files_metadata.items():
+        for shard, raw in meta.items():
             path = shard if shard.startswith(folder) else folder + shard
-            raw: dict[str, Any] = {
-                name: {"dtype": t.dtype, "shape": list(t.shape), "data_offsets": list(t.data_offsets)}
-                for name, t in file_meta.tensors.items()
-            }
-            if file_meta.metadata:
-                raw["__metadata__"] = file_meta.metadata
             headers[path] = header_from_metadata(raw, filename=path, file_size=sizes.get(path))
         return headers
 
