@@ -12,6 +12,12 @@ follow (research/ecosystem.md §3.2):
 * a 429 that outlasts the retries stops the whole run instead of pressing on;
 * a closing summary lists every repo with what happened and the link.
 
+Every figure comes from the report the scan stored (:meth:`hubfit.scan.store.ScanRow.to_report`): publishing
+reads no config or safetensors header again. Per repo a dry run costs one ``model_info`` (is ``main`` still
+the analysed commit?) plus what :mod:`hubfit.publish` reads to plan (the README, hubfit's pull requests or
+discussions). A stored report this hubfit cannot read (written with another ``schema_version``) is analysed
+again at the scanned commit, said on ``err``, and the fresh report replaces the stored one.
+
 The writing itself is :mod:`hubfit.publish` (``plan_card``/``apply_card``, ``plan_comment``/``apply_comment``):
 the same code, checks and messages as ``hubfit card`` and ``hubfit comment``.
 """
@@ -22,10 +28,15 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from hubfit.errors import DiscussionsDisabledError, HubfitError, RateLimitedError, UsageError
-from hubfit.scan.store import ListedRepo, ScanStore
+from hubfit.errors import DiscussionsDisabledError, HeaderError, HubfitError, RateLimitedError, UsageError
+from hubfit.publish._hub import Publisher
+from hubfit.scan.options import ScanOptions, build_report, resolved, settings_fingerprint
+from hubfit.scan.store import ScanRow, ScanStore
+
+if TYPE_CHECKING:
+    from hubfit.report import Report
 
 __all__ = ["DEFAULT_PAUSE_S", "PublishOutcome", "publish_scan"]
 
@@ -66,7 +77,7 @@ def publish_scan(
     scan_id: int,
     kind: str,
     *,
-    options: Any,
+    options: ScanOptions,
     yes: bool = False,
     direct: bool = False,
     pause_s: float = DEFAULT_PAUSE_S,
@@ -78,29 +89,28 @@ def publish_scan(
     """Plan (and with ``yes`` write) the card section or the discussion comment for every analysed repo.
 
     Args:
-        store, scan_id: the recorded scan.
+        store, scan_id: the recorded scan; each repo's figures are its stored report.
         kind: ``"card"`` or ``"comment"``.
-        options: the scan's :class:`hubfit.scan.ScanOptions` (token, workload and hardware: the reports are
-            rebuilt with the same settings at the scanned sha, as :mod:`hubfit.publish` needs the Report object).
+        options: the scan's :class:`hubfit.scan.options.ScanOptions`: the token, and the workload and hardware
+            a stored report unreadable by this hubfit is analysed again with.
         yes: write; otherwise a dry run that reads only.
         direct: cards as a direct commit to ``main`` instead of a pull request.
         pause_s: seconds to wait after each write.
         max_writes: stop after this many writes.
         out: the per-repo lines and the summary table (stdout).
-        err: what is about to be written, before each write (stderr).
+        err: what is about to be written, before each write, and each repo analysed again (stderr).
 
     Raises:
         UsageError: a bad ``kind``, or no token (publishing needs the token's identity even in a dry run).
     """
-    from hubfit.publish._hub import Publisher
-    from hubfit.scan.runner import _resolved
+    from hubfit._version import __version__
     from hubfit.source.hub import HubClient
 
     if kind not in ("card", "comment"):
         raise UsageError(f"--apply must be card or comment, not {kind!r}")
     if direct and kind != "card":
         raise UsageError("--commit applies to --apply card only")
-    options = _resolved(options)
+    options = resolved(options)
     client = HubClient(token=options.token)
     publisher = Publisher(client)
     user = publisher.whoami()
@@ -111,6 +121,24 @@ def publish_scan(
         + ("" if not dry_run or max_writes is None else f", at most {max_writes} writes")
         + "\n"
     )
+    settings = str(store.scan_info(scan_id)["settings"])
+    same_settings = settings == settings_fingerprint(options.workload, options.hardware)
+    refreshed: list[tuple[ScanRow, dict[str, Any], float]] = []
+
+    def report_of(row: ScanRow) -> Report:
+        """The stored report; one this hubfit cannot read is analysed again (and stored after the run)."""
+        try:
+            return row.to_report()
+        except HeaderError as exc:
+            err.write(f"hubfit: {row.repo_id}: cannot use the stored report ({exc}); analysing it again\n")
+        start = time.perf_counter()
+        report = build_report(
+            row.repo_id, row.sha, client=client, workload=options.workload, hardware=options.hardware
+        )
+        if same_settings:
+            refreshed.append((row, report.to_dict(), time.perf_counter() - start))
+        return report
+
     outcomes: list[PublishOutcome] = []
     writes = 0
     stopped: str | None = None
@@ -121,9 +149,8 @@ def publish_scan(
         if max_writes is not None and writes >= max_writes:
             stopped = f"--max-writes {max_writes} reached"
             break
-        listed = ListedRepo(row.repo_id, row.sha, row.gated, row.private, row.last_modified, None)
         try:
-            outcome = _one(publisher, client, listed, kind, options, direct, dry_run, err)
+            outcome = _one(publisher, row, report_of, kind, direct, dry_run, err)
         except RateLimitedError as exc:
             outcomes.append(PublishOutcome(row.repo_id, "failed", reason=str(exc), exit_code=exc.exit_code))
             stopped = "the Hub is rate-limiting this token"
@@ -135,16 +162,37 @@ def publish_scan(
             writes += 1
             if pause_s > 0:
                 sleep(pause_s)
+    # Written once the rows' cursor is done: the fresh reports serve the next run from the cache.
+    for row, document, seconds in refreshed:
+        store.record_ok(scan_id, row.listed(), settings, document, __version__, seconds)
     _write_summary(outcomes, dry_run, stopped, out)
     return outcomes
 
 
+class _PinnedMain(Publisher):
+    """The run's :class:`~hubfit.publish._hub.Publisher` for planning one repo whose ``main`` was just read.
+
+    ``head(repo_id, "main")`` answers the commit already checked against the scan instead of asking the Hub
+    again, so planning reads ``main`` once per repo, and the plan is made against exactly the analysed commit
+    (a card committed to a ``main`` that moved meanwhile is refused by the Hub as a conflict). Everything else
+    is the publisher's: the same client, retry layer and token identity (its state is shared, not rebuilt).
+    """
+
+    def __init__(self, publisher: Publisher, repo_id: str, sha: str) -> None:
+        vars(self).update(vars(publisher))
+        self._pinned = (repo_id, sha)
+
+    def head(self, repo_id: str, revision: str = "main") -> str:
+        if revision == "main" and repo_id == self._pinned[0]:
+            return self._pinned[1]
+        return super().head(repo_id, revision)
+
+
 def _one(
-    publisher: Any,
-    client: Any,
-    repo: ListedRepo,
+    publisher: Publisher,
+    row: ScanRow,
+    report_of: Callable[[ScanRow], Report],
     kind: str,
-    options: Any,
     direct: bool,
     dry_run: bool,
     err: IO[str],
@@ -152,18 +200,15 @@ def _one(
     """Plan and (unless ``dry_run``) write one repo; raises only :class:`RateLimitedError`."""
     from hubfit.publish.card import apply_card, plan_card
     from hubfit.publish.discussions import apply_comment, plan_comment, render_comment
-    from hubfit.scan.runner import build_report
 
-    repo_id = repo.repo_id
+    repo_id = row.repo_id
     try:
         head = publisher.head(repo_id, "main")
-        if head != repo.sha:
+        if head != row.sha:
             return PublishOutcome(repo_id, "skip", reason="changed since the scan; scan again first")
-        report = build_report(
-            repo_id, repo.sha, client=client, workload=options.workload, hardware=options.hardware
-        )
+        report = report_of(row)
         if kind == "card":
-            plan = plan_card(publisher, report, mode="commit" if direct else "pr")
+            plan = plan_card(_PinnedMain(publisher, repo_id, head), report, mode="commit" if direct else "pr")
             if plan.action == "none":
                 return PublishOutcome(repo_id, "skip", plan.url, "the card already has these figures")
             if plan.action == "update_pr":
@@ -175,14 +220,14 @@ def _one(
             err.write(plan.describe() + "\n")
             result = apply_card(publisher, plan)
             return PublishOutcome(repo_id, result.action, result.url, written=result.action != "none")
-        plan = plan_comment(publisher, repo_id, render_comment(report))
-        if plan.action == "none":
-            return PublishOutcome(repo_id, "skip", plan.url, "hubfit's comment already has these figures")
+        comment = plan_comment(publisher, repo_id, render_comment(report))
+        if comment.action == "none":
+            return PublishOutcome(repo_id, "skip", comment.url, "hubfit's comment already has these figures")
         if dry_run:
-            return PublishOutcome(repo_id, plan.action, plan.url, plan.describe())
-        err.write(plan.describe() + "\n")
-        result = apply_comment(publisher, plan)
-        return PublishOutcome(repo_id, result.action, result.url, written=result.action != "none")
+            return PublishOutcome(repo_id, comment.action, comment.url, comment.describe())
+        err.write(comment.describe() + "\n")
+        posted = apply_comment(publisher, comment)
+        return PublishOutcome(repo_id, posted.action, posted.url, written=posted.action != "none")
     except DiscussionsDisabledError:
         return PublishOutcome(repo_id, "skip", reason="discussions and pull requests are disabled")
     except RateLimitedError:

@@ -13,25 +13,38 @@ How a scan runs:
    saying whether the next run should try again. A failure never stops the others; an interrupted or killed
    scan resumes on the next run by skipping every recorded repo.
 
-``settings`` (hubfit's version, the workload and the hardware query) is part of the cache key: changing the
+``settings`` (hubfit's version, the report's schema version, the workload and the hardware query; see
+:func:`hubfit.scan.options.settings_fingerprint`) is part of the cache key: changing the
 context length or the GPUs re-reads, an unchanged re-scan costs the listing pages only.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from hubfit.errors import HeaderError, HubfitError, NoWeightsError, UsageError
-from hubfit.scan.store import ListedRepo, ScanStore
+from hubfit.scan.options import (
+    DEFAULT_CONCURRENCY,
+    ScanOptions,
+    ScanQuery,
+    build_report,
+    resolved,
+    settings_fingerprint,
+)
+from hubfit.scan.publish import DEFAULT_PAUSE_S, PublishOutcome, publish_scan
+from hubfit.scan.store import ErrorInfo, ListedRepo, ScanRow, ScanStore
+
+if TYPE_CHECKING:
+    from huggingface_hub.hf_api import ExpandModelProperty_T
+
+    from hubfit.source.hub import HubClient, RepoSnapshot
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -49,74 +62,12 @@ __all__ = [
     "write_outputs",
 ]
 
-#: Threads analysing repos at once. A cold repo costs about 6 resolver requests (measured: config.json HEAD and
-#: GET, the index for sharded checkpoints, one ranged read per shard; benchmarks/results/scan.md) along a chain
-#: of about 5 round trips, so at the Hub's typical 0.1-0.3 s per request one thread issues 4-12 resolver
-#: requests per second and 4 threads run at about the free tier's 5,000 per 5 minutes (16.7/s; ecosystem.md
-#: §1.9). Beyond it the Hub answers 429 and the retry layer waits out its Retry-After. PRO, Team and
-#: Enterprise tokens have 2.4-10x the budget: raise --concurrency.
-DEFAULT_CONCURRENCY = 4
-
 #: What the listing asks for: the commit (cache key and pinned revision), the file names (weights layout
 #: without a model_info call), gating and privacy, and the last change for the table.
-LISTING_EXPAND = ("sha", "siblings", "gated", "private", "lastModified")
+LISTING_EXPAND: tuple[ExpandModelProperty_T, ...] = ("sha", "siblings", "gated", "private", "lastModified")
 
 #: Failures the same commit would reproduce: recorded as the result for that sha, not retried next run.
 PERMANENT_ERRORS: tuple[type[HubfitError], ...] = (NoWeightsError, HeaderError)
-
-
-@dataclass(frozen=True)
-class ScanQuery:
-    """Which models to scan.
-
-    Attributes:
-        author: the user or organization.
-        search: only repos whose id contains this string (the Hub's ``search``).
-        filters: Hub tags every repo must carry (``--filter``, repeatable), e.g. ``text-generation``.
-        limit: at most this many repos from the listing.
-        gated: ``"include"`` analyses gated repos (they need a token with access), ``"skip"`` leaves them out.
-    """
-
-    author: str
-    search: str | None = None
-    filters: tuple[str, ...] = ()
-    limit: int | None = None
-    gated: str = "include"
-
-    def __post_init__(self) -> None:
-        if not self.author or "/" in self.author:
-            raise UsageError(f"scan takes a user or organization name, not {self.author!r}")
-        if self.gated not in ("include", "skip"):
-            raise UsageError(f"--gated must be include or skip, not {self.gated!r}")
-        if self.limit is not None and self.limit < 1:
-            raise UsageError("--limit must be at least 1")
-
-
-@dataclass(frozen=True)
-class ScanOptions:
-    """How to scan.
-
-    Attributes:
-        concurrency: repos analysed at once.
-        token: Hub token (``None``: huggingface_hub's lookup; ``False``: anonymous).
-        workload: a :class:`hubfit.memory.Workload` for the memory estimates (default: ``Workload()``, as
-            ``hubfit REPO``); part of the cache key.
-        hardware: a :class:`hubfit.fit.HardwareQuery` for the fit figures (default: the curated GPU set);
-            part of the cache key.
-        refresh: analyse every repo again, ignoring cached results.
-        retry_errors: also retry failures recorded as permanent (no weights, bad header).
-    """
-
-    concurrency: int = DEFAULT_CONCURRENCY
-    token: str | bool | None = None
-    workload: Any = None
-    hardware: Any = None
-    refresh: bool = False
-    retry_errors: bool = False
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.concurrency <= 64:
-            raise UsageError("--concurrency must be between 1 and 64")
 
 
 @dataclass
@@ -155,25 +106,9 @@ def default_db_path() -> Path:
     return Path(constants.HF_HOME) / "hubfit" / "scan.sqlite"
 
 
-def settings_fingerprint(workload: Any, hardware: Any) -> str:
-    """A short digest of everything besides the commit that changes a result: hubfit's version, the
-    workload and the hardware query. Results are cached per (repo_id, sha, fingerprint)."""
-    from hubfit import __version__
-
-    def plain(value: Any) -> Any:
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return dataclasses.asdict(value)
-        return value
-
-    blob = json.dumps(
-        {"hubfit": __version__, "workload": plain(workload), "hardware": plain(hardware)},
-        sort_keys=True,
-        default=repr,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def list_repos(query: ScanQuery, token: str | bool | None = None, client: Any = None) -> Iterator[ListedRepo]:
+def list_repos(
+    query: ScanQuery, token: str | bool | None = None, client: HubClient | None = None
+) -> Iterator[ListedRepo]:
     """The author's models as :class:`ListedRepo`, streamed page by page from the Hub listing.
 
     The listing goes through huggingface_hub's paginator, which retries 429 (honouring ``Retry-After``), 5xx
@@ -275,11 +210,11 @@ class _ListedClient:
     from a listing (``None``), which the analyzer accepts.
     """
 
-    def __init__(self, client: Any, repo: ListedRepo) -> None:
+    def __init__(self, client: HubClient, repo: ListedRepo) -> None:
         self._client = client
         self._repo = repo
 
-    def snapshot(self, repo_id: str, revision: str | None = None) -> Any:
+    def snapshot(self, repo_id: str, revision: str | None = None) -> RepoSnapshot:
         from hubfit.source.hub import RepoFile, RepoSnapshot
 
         assert self._repo.siblings is not None
@@ -295,28 +230,25 @@ class _ListedClient:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
-
-Outcome = tuple[dict | None, dict | None, bool, float]
-
-
-def build_report(repo_id: str, sha: str, *, client: Any, workload: Any, hardware: Any) -> Any:
-    """The report ``hubfit REPO --revision SHA --json`` prints: metadata, memory for ``workload`` and the fit
-    on ``hardware``."""
-    from hubfit.pipeline import analyze
-
-    return analyze(repo_id, revision=sha, client=client, workload=workload, hardware=hardware)
+    def scoped(self) -> HubClient:
+        """This object where a :class:`HubClient` is expected (it answers every call a HubClient does)."""
+        return cast("HubClient", self)
 
 
-def _analyze_one(repo: ListedRepo, options: ScanOptions, client: Any) -> Outcome:
+#: What one analysis hands back to the coordinator: (report document, error, retry, seconds).
+Outcome = tuple[dict[str, Any] | None, ErrorInfo | None, bool, float]
+
+
+def _analyze_one(repo: ListedRepo, options: ScanOptions, client: HubClient) -> Outcome:
     """Analyse one repo at its listed sha; never raises. Returns (report, error, retry, seconds)."""
     start = time.perf_counter()
-    scoped = client if repo.siblings is None else _ListedClient(client, repo)
+    scoped = client if repo.siblings is None else _ListedClient(client, repo).scoped()
     try:
         report = build_report(
             repo.repo_id, repo.sha, client=scoped, workload=options.workload, hardware=options.hardware
         ).to_dict()
     except HubfitError as exc:
-        error = {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
+        error: ErrorInfo = {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
         return None, error, not isinstance(exc, PERMANENT_ERRORS), time.perf_counter() - start
     except Exception as exc:  # a bug on one repo must not stop the scan: record it, retry next run
         message = " ".join(f"{type(exc).__name__}: {exc}".split())
@@ -327,18 +259,6 @@ def _analyze_one(repo: ListedRepo, options: ScanOptions, client: Any) -> Outcome
             time.perf_counter() - start,
         )
     return report, None, False, time.perf_counter() - start
-
-
-def _resolved(options: ScanOptions) -> ScanOptions:
-    """Fill in the default workload and hardware (as ``hubfit REPO`` does) and check them once, up front:
-    an unknown GPU name is a usage error for the whole scan, not a failure recorded on every repo."""
-    from hubfit.fit.planner import HardwareQuery
-    from hubfit.sizing.memory import Workload
-
-    workload = options.workload if options.workload is not None else Workload()
-    hardware = options.hardware if options.hardware is not None else HardwareQuery()
-    hardware.devices()
-    return dataclasses.replace(options, workload=workload, hardware=hardware)
 
 
 def run_scan(
@@ -355,10 +275,10 @@ def run_scan(
     Ctrl-C stops the scan cleanly: finished results are kept, in-flight repos are dropped and the scan is
     marked interrupted (``result.interrupted``); running the same scan again resumes it.
     """
-    from hubfit import __version__
+    from hubfit._version import __version__
     from hubfit.source.hub import HubClient
 
-    options = _resolved(options or ScanOptions())
+    options = resolved(options or ScanOptions())
     started = time.monotonic()
     settings = settings_fingerprint(options.workload, options.hardware)
     query_dict = dataclasses.asdict(query)
@@ -455,14 +375,14 @@ def write_outputs(
     """
     from huggingface_hub import constants
 
-    from hubfit import __version__
+    from hubfit._version import __version__
     from hubfit.scan.html import PageInfo, write_html
     from hubfit.scan.table import FORMATS, write
 
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
 
-    def rows() -> Iterator[Any]:
+    def rows() -> Iterator[ScanRow]:
         return store.rows(scan_id)
 
     if output is None:
@@ -483,8 +403,8 @@ def write_outputs(
         _atomic_write(Path(html), lambda fh: write_html(rows, page, fh))
 
 
-def _describe_query(query: dict) -> str:
-    parts = []
+def _describe_query(query: dict[str, Any]) -> str:
+    parts: list[str] = []
     if query.get("search"):
         parts.append(f"search {query['search']!r}")
     if query.get("filters"):
@@ -496,7 +416,7 @@ def _describe_query(query: dict) -> str:
     return "; ".join(parts)
 
 
-def _atomic_write(path: Path, writer: Any) -> None:
+def _atomic_write(path: Path, writer: Callable[[IO[str]], object]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
@@ -541,7 +461,7 @@ def scan_command(
 
     Progress and the closing summary line go to ``stderr``; the table (or ``fmt``) to ``stdout``, or to
     ``output`` with the failed repos listed on ``stdout``. An interrupted scan writes nothing and returns 130.
-    ``apply`` (``"card"`` or ``"comment"``) then runs :func:`hubfit.scan_publish.publish_scan` (a dry run
+    ``apply`` (``"card"`` or ``"comment"``) then runs :func:`hubfit.scan.publish.publish_scan` (a dry run
     unless ``yes``); a repo whose write failed makes the exit code 9, a run stopped by rate limiting 8.
     """
     from hubfit.errors import PublishError, RateLimitedError
@@ -568,9 +488,7 @@ def scan_command(
             write_failures(store, result.scan_id, stdout)
         if apply is None:
             return 0
-        from hubfit.scan.publish import DEFAULT_PAUSE_S, publish_scan
-
-        outcomes = publish_scan(
+        outcomes: list[PublishOutcome] = publish_scan(
             store,
             result.scan_id,
             apply,

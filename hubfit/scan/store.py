@@ -20,10 +20,14 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from hubfit.errors import UsageError
 
-__all__ = ["ListedRepo", "ScanRow", "ScanStore", "StoreError"]
+if TYPE_CHECKING:
+    from hubfit.report import Report
+
+__all__ = ["ErrorInfo", "ListedRepo", "ScanRow", "ScanStore", "StoreError"]
 
 SCHEMA_VERSION = 1
 
@@ -77,6 +81,14 @@ class StoreError(UsageError):
     """The cache file cannot be used (not a hubfit scan database, or a newer schema): a bad ``--db``."""
 
 
+class ErrorInfo(TypedDict):
+    """A failed analysis as stored: the exception's class name, its one-line message and its exit code."""
+
+    type: str
+    message: str
+    exit_code: int | None
+
+
 @dataclass(frozen=True)
 class ListedRepo:
     """One model as the author listing described it.
@@ -114,14 +126,32 @@ class ScanRow:
     private: bool
     last_modified: str | None
     status: str
-    report: dict | None
-    error: dict | None
+    report: dict[str, Any] | None
+    error: ErrorInfo | None
 
-    def to_json(self) -> dict:
+    def listed(self) -> ListedRepo:
+        """The repo as its scan listed it (without the file names, which the store keeps for pending repos)."""
+        return ListedRepo(self.repo_id, self.sha, self.gated, self.private, self.last_modified, None)
+
+    def to_report(self) -> Report:
+        """The stored ``Report.to_dict()`` read back as the typed :class:`~hubfit.report.Report` (no request).
+
+        Raises:
+            ValueError: the row holds no report (``status`` is not ``"ok"``).
+            hubfit.errors.HeaderError: the document is one this hubfit cannot read (written with another
+                ``schema_version``): the repo has to be analysed again.
+        """
+        from hubfit.report import Report
+
+        if self.report is None:
+            raise ValueError(f"{self.repo_id}: no stored report (status {self.status})")
+        return Report.from_dict(self.report)
+
+    def to_json(self) -> dict[str, Any]:
         """The row as ``hubfit REPO --json`` prints it, plus ``error`` (``None`` for an analysed repo)."""
         if self.report is not None:
             return {**self.report, "error": None}
-        error = self.error or {
+        error: ErrorInfo = self.error or {
             "type": "Pending",
             "message": "not analysed yet (the scan was interrupted; run it again to resume)",
             "exit_code": None,
@@ -178,13 +208,14 @@ class ScanStore:
 
     # -- scans -----------------------------------------------------------------------------------------
 
-    def begin_scan(self, author: str, query: dict, settings: str) -> int:
+    def begin_scan(self, author: str, query: dict[str, Any], settings: str) -> int:
         """Open a new scan and return its id; its listing is added with :meth:`add_items`."""
         cur = self._db.execute(
             "INSERT INTO scans (author, query, settings, started_at) VALUES (?, ?, ?, ?)",
             (author, json.dumps(query, sort_keys=True), settings, time.time()),
         )
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None
+        return cur.lastrowid
 
     def add_items(self, scan_id: int, repos: Iterable[ListedRepo]) -> int:
         """Record the listing of a scan, streaming; a repo listed twice (pages shifting) is kept once.
@@ -243,7 +274,7 @@ class ScanStore:
                 (scan_id, scan_id),
             )
 
-    def scan_info(self, scan_id: int) -> dict:
+    def scan_info(self, scan_id: int) -> dict[str, Any]:
         """The scan's row: author, query, settings, times, counts and state."""
         cur = self._db.execute("SELECT * FROM scans WHERE id = ?", (scan_id,))
         row = cur.fetchone()
@@ -298,7 +329,7 @@ class ScanStore:
                     siblings=None if siblings is None else tuple(json.loads(siblings)),
                 )
 
-    def _pending_sql(self, scan_id: int, refresh: bool, retry_all_errors: bool) -> tuple[str, tuple]:
+    def _pending_sql(self, scan_id: int, refresh: bool, retry_all_errors: bool) -> tuple[str, tuple[int]]:
         if refresh:
             need = "1"
         elif retry_all_errors:
@@ -314,7 +345,13 @@ class ScanStore:
         return sql, (scan_id,)
 
     def record_ok(
-        self, scan_id: int, repo: ListedRepo, settings: str, report: dict, version: str, seconds: float = 0.0
+        self,
+        scan_id: int,
+        repo: ListedRepo,
+        settings: str,
+        report: dict[str, Any],
+        version: str,
+        seconds: float = 0.0,
     ) -> None:
         """Store a successful analysis (``Report.to_dict()``, as zlib-compressed JSON) and commit it."""
         blob = zlib.compress(json.dumps(report, separators=(",", ":")).encode(), 6)
@@ -325,7 +362,7 @@ class ScanStore:
         scan_id: int,
         repo: ListedRepo,
         settings: str,
-        error: dict,
+        error: ErrorInfo,
         *,
         retry: bool,
         version: str,
@@ -346,11 +383,11 @@ class ScanStore:
         settings: str,
         status: str,
         report: bytes | None,
-        failure: tuple[dict, bool] | None,
+        failure: tuple[ErrorInfo, bool] | None,
         version: str,
         seconds: float,
     ) -> None:
-        error, retry = failure if failure is not None else ({}, False)
+        error, retry = failure if failure is not None else (None, False)
         self._db.execute(
             "INSERT INTO results (repo_id, sha, settings, status, report, error_type, error, exit_code, retry,"
             " attempts, last_scan, hubfit_version, analysed_at, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?,"
@@ -365,9 +402,9 @@ class ScanStore:
                 settings,
                 status,
                 report,
-                error.get("type"),
-                error.get("message"),
-                error.get("exit_code"),
+                error["type"] if error else None,
+                error["message"] if error else None,
+                error["exit_code"] if error else None,
                 int(retry),
                 scan_id,
                 version,
