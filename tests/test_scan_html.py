@@ -8,6 +8,7 @@ DOM it prints is the page after its script ran (sorting, filtering, the "shown" 
 from __future__ import annotations
 
 import html
+import io
 import os
 import re
 import shutil
@@ -18,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from hubfit.fit.planner import HardwareQuery
 from hubfit.scan.html import PageInfo, write_html
-from hubfit.scan.runner import ScanQuery, run_scan, write_outputs
+from hubfit.scan.runner import ScanOptions, ScanQuery, run_scan, write_outputs
 from hubfit.scan.store import ListedRepo, ScanStore
 
 # Debian's chromium (ci/install-chromium.sh); GitHub's Ubuntu runners ship Google Chrome instead.
@@ -135,6 +137,36 @@ def test_page_is_self_contained(scanned):
     assert urls == {f"{endpoint}/scan-html/{name}" for name in [*SOURCES, "only-bin"]} | {
         "http://www.w3.org/2000/svg"
     }
+
+
+def test_one_node_is_what_the_fit_row_says(fake_hub, tmp_path):
+    """The chart's classes follow each fit row's layout. Qwen2.5-0.5B (its config.json: 14 attention heads,
+    2 KV heads, so tensor parallelism of 1 or 2 only) on devices of 1 GiB (``--gpu-memory``): bf16 needs 4 of
+    them as 2 pipeline stages of TP 2, two nodes although 4 devices would fit one; int8 needs 2 in one node."""
+    fake_hub.add_repo("scan-nodes/qwen", dict(fake_hub.repos[SOURCES["qwen2.5-0.5b"]].head.files))
+    page = io.StringIO()
+    with ScanStore(tmp_path / "s.sqlite") as store:
+        options = ScanOptions(hardware=HardwareQuery(gpu_memory=2**30))
+        result = run_scan(store, ScanQuery("scan-nodes"), options)
+        report = next(store.rows(result.scan_id)).report
+        write_html(lambda: store.rows(result.scan_id), PageInfo("t", "scan-nodes", 0.0, "test"), page)
+    layout = {
+        (d["precision"], f["count"], d["tp"], d["pp"])
+        for f, d in zip(report["fits"], report["fit_details"], strict=True)
+    }
+    assert {("bf16", 4, 2, 2), ("int8", 2, 2, 1)} <= layout
+    text = page.getvalue()
+    label = dict(re.findall(r'<span><i style="background:(#[0-9A-Fa-f]{6})"></i>([^<]+)</span>', text))
+    fill = {
+        precision: colour
+        for colour, precision in re.findall(
+            r'<circle [^>]*fill="(#[0-9A-Fa-f]{6})" data-repo="scan-nodes/qwen" data-precision="([^"]+)"',
+            text,
+        )
+    }
+    assert label[fill["bf16"]] == "several nodes (pipeline stages)"
+    assert label[fill["int8"]] == "several GPUs in one node"
+    assert "bf16: 1.72 GB, 494.0M parameters - 4x custom 1 GiB" in text  # the point's tooltip
 
 
 @needs_chromium

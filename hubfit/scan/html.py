@@ -2,30 +2,34 @@
 
 The page has a table (one row per model, sortable by any column, filterable by text and status) and a chart
 of parameters against memory per precision: one point per (model, precision), log-log axes, coloured by the
-smallest GPU class that holds the model at that precision when the reports carry fit figures, by a memory
-band otherwise. Everything is rendered here from the stored report dicts (via :func:`scan_format.summarize`);
-the embedded script only sorts, filters and toggles. All text from the Hub is HTML-escaped.
+smallest GPU set that holds the model at that precision when the reports carry fit figures (one device, several
+in one node, several nodes: the fit row's own layout), by a memory band otherwise. Everything is rendered here
+from the stored reports (via :func:`hubfit.scan.table.summarize`), numbers by :mod:`hubfit.units`; the
+embedded script only sorts, filters and toggles. All text from the Hub is HTML-escaped.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
+from hubfit.fit.planner import FitRow
 from hubfit.scan.table import (
-    Fit,
     RowSource,
     RowSummary,
-    format_bytes,
-    format_count,
+    bytes_text,
+    count_text,
+    fit_label,
     has_fits,
     precisions_of,
     summarize,
 )
+from hubfit.units import gb, human_count
 
 __all__ = ["PageInfo", "gpu_class", "memory_band", "write_html"]
 
@@ -68,18 +72,20 @@ class PageInfo:
     endpoint: str = "https://huggingface.co"
 
 
-def gpu_class(fit: Fit | None) -> tuple[tuple[int, int], str]:
+def gpu_class(fit: FitRow | None) -> tuple[tuple[int, int], str]:
     """The colour class of a fit: a single GPU by name; several GPUs in one node; several nodes; none.
 
-    Returns ``(sort key, label)``; classes sort from the smallest to the largest hardware.
+    "One node" is what the fit row's layout says: one pipeline stage (``pp == 1``); more stages are more nodes,
+    whatever the device count. Returns ``(sort key, label)``; classes sort from the smallest to the largest
+    hardware.
     """
     if fit is None:
         return (3, 0), "no listed GPU set holds it"
     if fit.count == 1:
-        return (0, fit.gpu_memory_bytes), f"1x {fit.gpu}"
-    if fit.count <= 8:
-        return (1, 0), "2-8 GPUs (one node)"
-    return (2, 0), "more than 8 GPUs (several nodes)"
+        return (0, fit.fit.gpu_memory_bytes), f"1x {fit.fit.gpu}"
+    if (fit.detail.pp or 1) == 1:
+        return (1, 0), "several GPUs in one node"
+    return (2, 0), "several nodes (pipeline stages)"
 
 
 def memory_band(total_bytes: int) -> tuple[tuple[int, int], str]:
@@ -164,6 +170,11 @@ def _points(s: RowSummary) -> dict[str, int]:
     return {STORED: s.weights_bytes} if s.weights_bytes else {}
 
 
+def _tick_count(n: int) -> str:
+    """An axis tick (a power of ten) as :func:`hubfit.units.human_count` writes it, without the zero decimals."""
+    return re.sub(r"\.0+(?=[KMBT]?$)", "", human_count(n))
+
+
 def _log_ticks(lo: float, hi: float) -> list[float]:
     return [10.0**k for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
 
@@ -213,7 +224,7 @@ def _chart(rows: RowSource, precisions: list[str], fits: bool) -> Iterator[str]:
     for t in x_ticks:
         x = px(t)
         yield f'<line class="grid" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{height - bottom}"/>'
-        yield f'<text x="{x:.1f}" y="{height - bottom + 15}" text-anchor="middle">{format_count(int(t))}</text>'
+        yield f'<text x="{x:.1f}" y="{height - bottom + 15}" text-anchor="middle">{_tick_count(int(t))}</text>'
     for t in y_ticks:
         y = py(t)
         yield f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}"/>'
@@ -232,9 +243,9 @@ def _chart(rows: RowSource, precisions: list[str], fits: bool) -> Iterator[str]:
         for precision, total in points.items():
             fit = s.fits.get(precision)
             label = gpu_class(fit)[1] if fits else memory_band(total)[1]
-            tip = f"{s.repo_id} - {precision}: {format_bytes(total)} GB, {format_count(s.parameters)} parameters"
+            tip = f"{s.repo_id} - {precision}: {gb(total)}, {human_count(s.parameters)} parameters"
             if fits:
-                tip += f" - {fit.label if fit else 'does not fit the listed GPUs'}"
+                tip += f" - {fit_label(fit) if fit else 'does not fit the listed GPUs'}"
             yield (
                 f'<circle cx="{px(s.parameters):.1f}" cy="{py(total):.1f}" r="4" fill="{colour[label]}" '
                 f'data-repo="{_e(s.repo_id)}" data-precision="{_e(precision)}"><title>{_e(tip)}</title></circle>'
@@ -248,10 +259,10 @@ def _table(rows: RowSource, precisions: list[str], fits: bool, endpoint: str) ->
         ("sha", "l", "text"),
         ("parameters", "", "num"),
         ("active", "", "num"),
-        ("weights GB", "", "num"),
+        ("weights", "", "num"),
         ("quantization", "l", "text"),
     ]
-    cols += [(f"{p} GB", "", "num") for p in precisions]
+    cols += [(f"memory {p}", "", "num") for p in precisions]
     if fits:
         cols += [(f"fits {p}", "l", "num") for p in precisions]
     cols.append(("error", "l", "text"))
@@ -264,20 +275,20 @@ def _table(rows: RowSource, precisions: list[str], fits: bool, endpoint: str) ->
         cells = [
             f'<td class="l"><a href="{_e(endpoint)}/{_e(s.repo_id)}">{_e(s.repo_id)}</a></td>',
             f'<td class="l" data-v="{_e(s.sha)}"><code>{_e(s.sha[:10])}</code></td>',
-            f'<td data-v="{_e(s.parameters if s.parameters is not None else "")}">{format_count(s.parameters)}</td>',
-            f'<td data-v="{_e(s.active if s.active is not None else "")}">{format_count(s.active)}</td>',
+            f'<td data-v="{_e(s.parameters if s.parameters is not None else "")}">{count_text(s.parameters)}</td>',
+            f'<td data-v="{_e(s.active if s.active is not None else "")}">{count_text(s.active)}</td>',
             f'<td data-v="{_e(s.weights_bytes if s.weights_bytes is not None else "")}">'
-            f"{format_bytes(s.weights_bytes)}</td>",
+            f"{bytes_text(s.weights_bytes)}</td>",
             f'<td class="l">{_e(s.quantization or "-")}</td>',
         ]
         for p in precisions:
             total = s.memory.get(p)
-            cells.append(f'<td data-v="{"" if total is None else total}">{format_bytes(total)}</td>')
+            cells.append(f'<td data-v="{"" if total is None else total}">{bytes_text(total)}</td>')
         if fits:
             for p in precisions:
                 fit = s.fits.get(p)
-                key = "" if fit is None else fit.count * 10**15 + fit.gpu_memory_bytes
-                cells.append(f'<td class="l" data-v="{key}">{_e(fit.label) if fit else "-"}</td>')
+                key = "" if fit is None else fit.count * 10**15 + fit.fit.gpu_memory_bytes
+                cells.append(f'<td class="l" data-v="{key}">{_e(fit_label(fit)) if fit else "-"}</td>')
         error = f"{s.error_type}: {s.error}" if s.error else ""
         cells.append(f'<td class="l err">{_e(error)}</td>')
         yield (

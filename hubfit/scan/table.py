@@ -2,8 +2,11 @@
 
 Every figure comes from the stored ``Report.to_dict()`` of each repo (the "hubfit/1" schema); nothing is
 recomputed here. JSON and JSONL rows are that dict plus ``error``. The flat views (csv, md, table, HTML) read
-the same dict through :func:`summarize`. Writers take a callable returning a fresh row iterator so they can
-stream from the database (a pass to learn the precision columns, a pass to write) with flat memory.
+the same document as the typed :class:`~hubfit.report.Report` through :func:`summarize`: the smallest fit is
+the report's own fit row (its detail's verdict says whether it fits), and numbers are written by
+:mod:`hubfit.units` (parameters as ``human_count``, bytes as ``gb``), as in every other output. Writers take a
+callable returning a fresh row iterator so they can stream from the database (a pass to learn the precision
+columns, a pass to write) with flat memory.
 """
 
 from __future__ import annotations
@@ -12,16 +15,23 @@ import csv
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
+from hubfit.errors import HeaderError
+from hubfit.fit.planner import FitReport, FitRow
 from hubfit.scan.store import ScanRow
+from hubfit.units import gb, human_count
+
+if TYPE_CHECKING:
+    from hubfit.report import Report
 
 __all__ = [
     "FORMATS",
-    "Fit",
     "RowSummary",
-    "format_bytes",
-    "format_count",
+    "bytes_text",
+    "count_text",
+    "fit_label",
+    "has_fits",
     "precisions_of",
     "smallest_fit",
     "summarize",
@@ -34,21 +44,13 @@ RowSource = Callable[[], Iterable[ScanRow]]
 
 
 @dataclass(frozen=True)
-class Fit:
-    """The smallest GPU set in a report's ``fits`` for a precision: fewest devices, then least memory each."""
-
-    gpu: str
-    count: int
-    gpu_memory_bytes: int
-
-    @property
-    def label(self) -> str:
-        return f"{self.count}x {self.gpu}"
-
-
-@dataclass(frozen=True)
 class RowSummary:
-    """The flat figures of one scanned repo, read from its report dict."""
+    """The flat figures of one scanned repo, read from its stored report.
+
+    ``fits`` maps each precision of ``memory`` to the report's smallest fitting row (:func:`smallest_fit`), or
+    ``None`` when no listed device set holds the model at that precision; it is empty when the report has no
+    fit section.
+    """
 
     repo_id: str
     sha: str
@@ -60,69 +62,80 @@ class RowSummary:
     dtypes: str = ""
     quantization: str = ""
     memory: dict[str, int] = field(default_factory=dict)
-    fits: dict[str, Fit | None] = field(default_factory=dict)
+    fits: dict[str, FitRow | None] = field(default_factory=dict)
     error: str = ""
     error_type: str = ""
 
 
-def smallest_fit(report: dict, precision: str) -> Fit | None:
-    """The smallest GPU set that holds the model at ``precision``: one device if any holds it (the one with
-    the least memory), else the fewest devices (again the smallest such device).
+def smallest_fit(fit: FitReport, precision: str) -> FitRow | None:
+    """The smallest device set the report says holds the model at ``precision``.
 
-    Reads the report's ``fits`` rows (``{"gpu", "gpu_memory_bytes", "precision", "count", ...}``); rows with
-    no positive ``count`` do not fit, nor do rows whose ``fit_details`` entry (same order) has a verdict other
-    than ``fits`` (a fixed ``--gpus`` count that is too small). ``None`` when no listed GPU set holds it.
+    Among the rows of the fit section whose detail's verdict is ``fits`` (a fixed ``--gpus`` count that is too
+    small says ``does_not_fit``): the fewest devices, then the least memory per device, then the report's GPU
+    order. ``None`` when no listed device set holds it.
     """
-    best: Fit | None = None
-    fits = report.get("fits") or []
-    details = report.get("fit_details") or []
-    for i, row in enumerate(fits):
-        if row.get("precision") != precision:
+    best: FitRow | None = None
+    for row, detail in fit.rows():
+        if row.precision != precision or detail.verdict != "fits":
             continue
-        if len(details) == len(fits) and details[i].get("verdict", "fits") != "fits":
-            continue
-        count, memory = row.get("count"), row.get("gpu_memory_bytes")
-        if not isinstance(count, int) or count <= 0 or not isinstance(memory, int):
-            continue
-        fit = Fit(gpu=str(row.get("gpu")), count=count, gpu_memory_bytes=memory)
-        if best is None or (count, memory) < (best.count, best.gpu_memory_bytes):
-            best = fit
+        if best is None or (row.count, row.gpu_memory_bytes) < (best.count, best.fit.gpu_memory_bytes):
+            best = FitRow(row, detail)
     return best
 
 
-def summarize(row: ScanRow) -> RowSummary:
-    """Flatten a scan row for the tabular formats."""
+def fit_label(row: FitRow) -> str:
+    """``"2x H100 SXM 80GB"``: how many of which device."""
+    return f"{row.count}x {row.fit.gpu}"
+
+
+def _readable(row: ScanRow) -> Report | None:
+    """The row's stored report, or ``None`` when it has none or one this hubfit cannot read."""
     if row.report is None:
-        error = row.error or {}
+        return None
+    try:
+        return row.to_report()
+    except HeaderError:
+        return None
+
+
+def summarize(row: ScanRow) -> RowSummary:
+    """Flatten a scan row for the tabular formats.
+
+    A stored report this hubfit cannot read (another ``schema_version``) shows as a ``HeaderError`` saying so;
+    ``hubfit scan --refresh`` analyses it again.
+    """
+    if row.report is None:
+        error = row.error
+        message = error["message"] if error else ("not analysed yet" if row.status == "pending" else "")
         return RowSummary(
             repo_id=row.repo_id,
             sha=row.sha,
             status=row.status,
-            error=str(error.get("message") or ("not analysed yet" if row.status == "pending" else "")),
-            error_type=str(error.get("type") or ""),
+            error=str(message or ""),
+            error_type=str(error["type"] if error else ""),
         )
-    report = row.report
-    parameters = report.get("parameters") or {}
-    weights = report.get("weights") or {}
-    quant = report.get("quantization") or {}
-    method = str(quant.get("method") or "")
-    if method and quant.get("bits") is not None:
-        method = f"{method} {quant['bits']:g}-bit"
-    memory = {
-        str(est["precision"]): int(est["total_bytes"])
-        for est in report.get("estimates") or ()
-        if isinstance(est.get("total_bytes"), int)
-    }
-    fits = {precision: smallest_fit(report, precision) for precision in memory} if report.get("fits") else {}
+    try:
+        report = row.to_report()
+    except HeaderError as exc:
+        return RowSummary(
+            repo_id=row.repo_id, sha=row.sha, status="error", error=str(exc), error_type=type(exc).__name__
+        )
+    parameters, weights, quant = report.parameters, report.weights, report.quantization
+    method = quant.method if quant is not None else ""
+    if method and quant is not None and quant.bits is not None:
+        method = f"{method} {quant.bits:g}-bit"
+    memory = {e.precision: e.total_bytes for e in report.memory.estimates} if report.memory else {}
+    fit = report.fit
+    fits = {p: smallest_fit(fit, p) for p in memory} if fit is not None and fit.fits else {}
     return RowSummary(
         repo_id=row.repo_id,
         sha=row.sha,
         status=row.status,
-        parameters=parameters.get("total"),
-        active=parameters.get("active"),
-        weights_bytes=weights.get("bytes"),
-        files=weights.get("files"),
-        dtypes=" ".join(sorted(weights.get("bytes_by_dtype") or parameters.get("stored_by_dtype") or {})),
+        parameters=parameters.total,
+        active=parameters.active,
+        weights_bytes=weights.bytes,
+        files=weights.files,
+        dtypes=" ".join(sorted(weights.bytes_by_dtype or parameters.stored_by_dtype)),
         quantization=method,
         memory=memory,
         fits=fits,
@@ -133,31 +146,28 @@ def precisions_of(rows: Iterable[ScanRow]) -> list[str]:
     """Every precision with an estimate in any row, in order of first appearance."""
     seen: dict[str, None] = {}
     for row in rows:
-        for est in (row.report or {}).get("estimates") or ():
-            seen.setdefault(str(est["precision"]), None)
+        report = _readable(row)
+        for est in report.memory.estimates if report is not None and report.memory else ():
+            seen.setdefault(est.precision, None)
     return list(seen)
 
 
 def has_fits(rows: Iterable[ScanRow]) -> bool:
     """Whether any row's report carries fit figures."""
-    return any((row.report or {}).get("fits") for row in rows)
+    return any(
+        report is not None and report.fit is not None and bool(report.fit.fits)
+        for report in map(_readable, rows)
+    )
 
 
-def format_count(n: int | None) -> str:
-    """A parameter count for people: ``6.74B``, ``124M``, ``-`` when unknown."""
-    if n is None:
-        return "-"
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= div:
-            return f"{n / div:.3g}{suffix}" if n / div < 100 else f"{n / div:.0f}{suffix}"
-    return str(n)
+def count_text(n: int | None) -> str:
+    """A parameter count as :func:`hubfit.units.human_count` writes it; ``-`` when unknown."""
+    return "-" if n is None else human_count(n)
 
 
-def format_bytes(n: int | None) -> str:
-    """Bytes in decimal gigabytes (10^9 B), the unit the scan outputs state in their headers."""
-    if n is None:
-        return "-"
-    return f"{n / 1e9:.1f}"
+def bytes_text(n: int | None) -> str:
+    """Bytes as :func:`hubfit.units.gb` writes them (GB = 10^9 bytes); ``-`` when unknown."""
+    return "-" if n is None else gb(n)
 
 
 def _csv_header(precisions: list[str], fits: bool) -> list[str]:
@@ -192,7 +202,7 @@ def _csv_row(s: RowSummary, precisions: list[str], fits: bool) -> list[object]:
     ]
     row += [s.memory.get(p) for p in precisions]
     if fits:
-        row += [(f.label if (f := s.fits.get(p)) else "") for p in precisions]
+        row += [(fit_label(f) if (f := s.fits.get(p)) else "") for p in precisions]
     return [*row, s.error_type, s.error]
 
 
@@ -209,8 +219,8 @@ def _md_cell(text: str, untrusted: bool) -> str:
 def _flat_lines(rows: RowSource, markdown: bool) -> Iterator[str]:
     precisions = precisions_of(rows())
     fits = has_fits(rows())
-    header = ["model", "parameters", "active", "weights GB", "quantization"]
-    header += [f"{p} GB" for p in precisions]
+    header = ["model", "parameters", "active", "weights", "quantization"]
+    header += [f"memory {p}" for p in precisions]
     if fits:
         header += [f"fits {p}" for p in precisions]
     header.append("error")
@@ -228,14 +238,14 @@ def _flat_lines(rows: RowSource, markdown: bool) -> Iterator[str]:
         s = summarize(row)
         cells = [
             s.repo_id,
-            format_count(s.parameters),
-            format_count(s.active),
-            format_bytes(s.weights_bytes),
+            count_text(s.parameters),
+            count_text(s.active),
+            bytes_text(s.weights_bytes),
             s.quantization or "-",
         ]
-        cells += [format_bytes(s.memory.get(p)) for p in precisions]
+        cells += [bytes_text(s.memory.get(p)) for p in precisions]
         if fits:
-            cells += [(f.label if (f := s.fits.get(p)) else "-") for p in precisions]
+            cells += [(fit_label(f) if (f := s.fits.get(p)) else "-") for p in precisions]
         cells.append(f"{s.error_type}: {s.error}" if s.error else "")
         if markdown:
             last = len(cells) - 1
