@@ -150,3 +150,84 @@ def test_hf_extension_dispatch(tmp_path, tiny_dir):
         [str(BIN / "hf"), "hubfit", str(tmp_path / "nothing")], capture_output=True, text=True, env=env
     )
     assert error.returncode == 2  # hubfit's exit code passes through `hf`
+
+
+def test_report_options_reach_a_command_as_one_typed_object():
+    import click
+    from click.testing import CliRunner
+
+    from hubfit.cli.options import ReportOptions, report_options
+    from hubfit.fit.planner import HardwareQuery
+    from hubfit.sizing import Workload
+
+    seen: list[ReportOptions] = []
+
+    @click.command()
+    @click.argument("model")
+    @report_options
+    def cmd(model: str, opts: ReportOptions) -> None:
+        seen.append(opts)
+
+    args = [
+        "org/m",
+        "--revision",
+        "v1",
+        "--context",
+        "8192",
+        "--precision",
+        "int4",
+        "--gpu",
+        "4090",
+        "--gpus",
+        "2",
+    ]
+    result = CliRunner().invoke(cmd, args)
+    assert result.exit_code == 0, result.output
+    assert seen == [
+        ReportOptions("v1", None, Workload(context=8192, precisions=("int4",)), HardwareQuery(("4090",), 2))
+    ]
+    assert "token" not in repr(seen[0])  # a token given on the command line is never shown
+
+
+def test_scan_options_are_grouped_for_scan_command(monkeypatch):
+    import hubfit.scan.runner
+    from hubfit.cli.commands import main
+    from hubfit.fit.planner import HardwareQuery
+    from hubfit.scan.runner import ScanOptions, ScanQuery
+    from hubfit.sizing import Workload
+
+    calls = []
+    monkeypatch.setattr(hubfit.scan.runner, "scan_command", lambda *a, **kw: calls.append((a, kw)) or 3)
+    code = main(
+        ["scan", "org", "--filter", "gguf", "--limit", "5", "--concurrency", "2", "--token", "hf_x"]
+        + ["--batch", "2", "--gpu", "4090", "--format", "csv", "-o", "out.csv", "-q"]
+        + ["--apply", "card", "--yes", "--pause", "0", "--max-writes", "1"]
+    )
+    assert code == 3  # scan_command's exit code is the process's
+    [(args, kwargs)] = calls
+    assert args == (
+        ScanQuery("org", filters=("gguf",), limit=5),
+        ScanOptions(
+            concurrency=2, token="hf_x", workload=Workload(batch=2), hardware=HardwareQuery(("4090",))
+        ),
+    )
+    assert kwargs == {
+        "db": None,
+        "fmt": "csv",
+        "output": "out.csv",
+        "html": None,
+        "quiet": True,
+        "apply": "card",
+        "yes": True,
+        "direct": False,
+        "pause_s": 0.0,
+        "max_writes": 1,
+    }
+
+
+def test_bad_shared_options_fail_before_the_command(fake_hub):
+    for command in (["analyze", "org/m"], ["card", "org/m"], ["comment", "org/m"], ["scan", "org"]):
+        result = run(*command, "--gpu", "voodoo 5")
+        assert result.returncode == 2 and result.stderr.startswith("hubfit: error: unknown GPU 'voodoo 5'")
+        result = run(*command, "--batch", "0")
+        assert result.returncode == 2 and "--batch must be at least 1" in result.stderr

@@ -1,20 +1,106 @@
-"""Flags shared by every command that builds a report (``analyze``, ``scan``, ``card``, ``comment``).
+"""Flags shared by the commands, declared once and handed to each command as one typed object.
 
-Declared once so the commands cannot drift apart: the workload flags (memory table) and the hardware flags
-(GPU fit), with the functions that turn the parsed values into a :class:`hubfit.memory.Workload` and a
-:class:`hubfit.fit.HardwareQuery`.
+An :class:`OptionGroup` is a set of click parameters and the function that builds one object from their parsed
+values. As a decorator it adds the parameters to a command and calls the command with that object (keyword
+``name``) in their place, so a command receives a few typed objects rather than one argument per flag, and the
+commands that share flags cannot drift apart:
+
+* the workload flags (``--context --batch --kv-dtype --precision --bpw --overhead``: a
+  :class:`hubfit.sizing.Workload`) and the hardware flags (``--gpu --gpus --gpu-memory --apple-gpu-share``: a
+  :class:`hubfit.fit.planner.HardwareQuery`) are declared once, with the functions that build those objects,
+  and are part of two groups:
+* :data:`report_options` (``analyze``, ``card``, ``comment``): ``--revision --token`` and the workload and
+  hardware flags, as a :class:`ReportOptions` (``opts``) whose :meth:`~ReportOptions.analyze` builds the report;
+* :data:`scan_options` (``scan``): ``--concurrency --refresh --retry-errors --token`` and the workload and
+  hardware flags, as a :class:`hubfit.scan.runner.ScanOptions`; with ``scan``'s other groups,
+  :data:`scan_query_options` (a :class:`hubfit.scan.runner.ScanQuery`), :data:`scan_output_options` (a
+  :class:`ScanOutput`) and :data:`scan_apply_options` (a :class:`ScanApply`).
+
+Values are checked when the object is built, before the command runs: an unknown GPU name or a bad size fails
+before any Hub request. Heavy modules are imported only then, so ``hubfit --help`` stays fast.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import click
 
-__all__ = ["hardware_from", "hardware_options", "workload_from", "workload_options"]
+if TYPE_CHECKING:
+    from hubfit.fit.planner import HardwareQuery
+    from hubfit.report import Report
+    from hubfit.scan.runner import ScanOptions, ScanQuery
+    from hubfit.sizing import Workload
+    from hubfit.source.hub import HubClient
+    from hubfit.source.sources import Progress
 
-_WORKLOAD = [
+__all__ = [
+    "OptionGroup",
+    "ReportOptions",
+    "ScanApply",
+    "ScanOutput",
+    "report_options",
+    "scan_apply_options",
+    "scan_options",
+    "scan_output_options",
+    "scan_query_options",
+]
+
+T = TypeVar("T")
+R = TypeVar("R")
+#: A click parameter decorator (``click.option(...)``, ``click.argument(...)``).
+Param = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def _names(params: Sequence[Param]) -> tuple[str, ...]:
+    """The keyword names click passes the values of ``params`` under."""
+
+    def probe() -> None:  # pragma: no cover - never called
+        pass
+
+    for param in params:
+        param(probe)
+    found: list[click.Parameter] = getattr(probe, "__click_params__", [])
+    return tuple(p.name for p in found if p.name)
+
+
+class OptionGroup(Generic[T]):
+    """Click parameters that a command receives as one object ``T``, built once from their parsed values.
+
+    Args:
+        name: the keyword the command receives the object under.
+        params: the click parameters, in the order ``--help`` lists them.
+        build: makes the object from the parsed values (keyed by parameter name); may raise
+            :class:`~hubfit.errors.UsageError`.
+    """
+
+    def __init__(self, name: str, params: Sequence[Param], build: Callable[[Mapping[str, Any]], T]) -> None:
+        self.name = name
+        self.params = tuple(params)
+        self.build = build
+        self.names = _names(self.params)
+
+    def __call__(self, fn: Callable[..., R]) -> Callable[..., R]:
+        """Add the parameters to the command ``fn``, which is then called with ``name=build(values)``."""
+
+        @functools.wraps(fn)
+        def command(*args: Any, **kwargs: Any) -> R:
+            values = {name: kwargs.pop(name) for name in self.names}
+            kwargs[self.name] = self.build(values)
+            return fn(*args, **kwargs)
+
+        decorated: Callable[..., Any] = command
+        for param in reversed(self.params):
+            decorated = param(decorated)
+        return cast("Callable[..., R]", decorated)
+
+
+# ---- workload and hardware (in report_options and scan_options) ------------------------------------------------
+
+_WORKLOAD: list[Param] = [
     click.option(
         "--context",
         type=int,
@@ -38,7 +124,7 @@ _WORKLOAD = [
     ),
 ]
 
-_HARDWARE = [
+_HARDWARE: list[Param] = [
     click.option(
         "--gpu",
         "gpus",
@@ -63,39 +149,29 @@ _HARDWARE = [
     ),
 ]
 
-
-def _apply(options: list[Callable], fn: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def workload_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``--context --batch --kv-dtype --precision --bpw --overhead``."""
-    return _apply(_WORKLOAD, fn)
+_TOKEN: Param = click.option(
+    "--token",
+    envvar="HUBFIT_TOKEN",
+    help="Hub token (default: HF_TOKEN or the `hf auth login` token); never printed.",
+)
 
 
-def hardware_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``--gpu --gpus --gpu-memory --apple-gpu-share``."""
-    return _apply(_HARDWARE, fn)
-
-
-def workload_from(opts: dict[str, Any]) -> Any:
-    """The :class:`~hubfit.memory.Workload` of the parsed flags (removed from ``opts``)."""
-    from hubfit.sizing.memory import Workload
+def _workload(values: Mapping[str, Any]) -> Workload:
+    """The :class:`~hubfit.sizing.Workload` of the workload flags (checked: unknown precision, bad batch ...)."""
+    from hubfit.sizing import Workload
 
     return Workload(
-        opts.pop("context"),
-        opts.pop("batch"),
-        opts.pop("kv_dtype"),
-        opts.pop("precisions"),
-        opts.pop("bpws"),
-        opts.pop("overhead"),
+        context=values["context"],
+        batch=values["batch"],
+        kv_dtype=values["kv_dtype"],
+        precisions=values["precisions"],
+        bpw=values["bpws"],
+        overhead=values["overhead"],
     )
 
 
-def hardware_from(opts: dict[str, Any]) -> Any:
-    """The :class:`~hubfit.fit.HardwareQuery` of the parsed flags (removed from ``opts``).
+def _hardware(values: Mapping[str, Any]) -> HardwareQuery:
+    """The :class:`~hubfit.fit.planner.HardwareQuery` of the hardware flags.
 
     Raises:
         hubfit.errors.UsageError: an unknown GPU name or a bad size, before any Hub request.
@@ -103,12 +179,227 @@ def hardware_from(opts: dict[str, Any]) -> Any:
     from hubfit.fit.gpus import parse_size
     from hubfit.fit.planner import HardwareQuery
 
-    memory = opts.pop("gpu_memory")
+    memory = values["gpu_memory"]
     hardware = HardwareQuery(
-        opts.pop("gpus"),
-        opts.pop("gpu_count"),
-        parse_size(memory) if memory is not None else None,
-        opts.pop("apple_gpu_share"),
+        gpus=values["gpus"],
+        count=values["gpu_count"],
+        gpu_memory=parse_size(memory) if memory is not None else None,
+        apple_gpu_share=values["apple_gpu_share"],
     )
     hardware.devices()
     return hardware
+
+
+# ---- a report of one model (analyze, card, comment) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """How to build one model's report: where to read it, and the memory and fit questions to answer.
+
+    Attributes:
+        revision: branch, tag, commit sha or ``refs/pr/N`` (Hub models; ``None``: main).
+        token: the Hub token given (``None``: huggingface_hub finds one); never printed.
+        workload: the memory table's workload.
+        hardware: the GPU fit's query.
+    """
+
+    revision: str | None
+    token: str | None = field(repr=False)
+    workload: Workload
+    hardware: HardwareQuery
+
+    def analyze(
+        self, model: str, *, client: HubClient | None = None, progress: Progress | None = None
+    ) -> Report:
+        """The report of ``model`` (a Hub repo id or a local directory): :func:`hubfit.pipeline.analyze`."""
+        from hubfit.pipeline import analyze
+
+        return analyze(
+            model,
+            revision=self.revision,
+            token=self.token,
+            progress=progress,
+            client=client,
+            workload=self.workload,
+            hardware=self.hardware,
+        )
+
+
+def _report(values: Mapping[str, Any]) -> ReportOptions:
+    return ReportOptions(values["revision"], values["token"], _workload(values), _hardware(values))
+
+
+#: ``--revision --token``, the workload and the hardware flags as ``opts``: a ReportOptions.
+report_options: OptionGroup[ReportOptions] = OptionGroup(
+    "opts",
+    [
+        click.option("--revision", help="Branch, tag, commit sha or refs/pr/N (Hub models; default main)."),
+        _TOKEN,
+        *_WORKLOAD,
+        *_HARDWARE,
+    ],
+    _report,
+)
+
+
+# ---- scan ------------------------------------------------------------------------------------------------
+
+
+def _scan_query(values: Mapping[str, Any]) -> ScanQuery:
+    from hubfit.scan.runner import ScanQuery
+
+    return ScanQuery(
+        values["author"],
+        search=values["search"],
+        filters=values["filters"],
+        limit=values["limit"],
+        gated=values["gated"],
+    )
+
+
+#: ``AUTHOR --search --filter --limit --gated`` as ``query``: a ScanQuery (which models to scan).
+scan_query_options: OptionGroup[ScanQuery] = OptionGroup(
+    "query",
+    [
+        click.argument("author"),
+        click.option("--search", help="Only models whose id contains this text."),
+        click.option(
+            "--filter",
+            "filters",
+            multiple=True,
+            metavar="TAG",
+            help="Only models with this Hub tag (repeatable).",
+        ),
+        click.option("--limit", type=int, help="At most this many models from the listing."),
+        click.option(
+            "--gated",
+            type=click.Choice(["include", "skip"]),
+            default="include",
+            show_default=True,
+            help="Analyse gated models (needs a token with access) or leave them out.",
+        ),
+    ],
+    _scan_query,
+)
+
+
+def _scan_options(values: Mapping[str, Any]) -> ScanOptions:
+    from hubfit.scan.runner import DEFAULT_CONCURRENCY, ScanOptions
+
+    return ScanOptions(
+        concurrency=values["concurrency"] or DEFAULT_CONCURRENCY,
+        token=values["token"],
+        workload=_workload(values),
+        hardware=_hardware(values),
+        refresh=values["refresh"],
+        retry_errors=values["retry_errors"],
+    )
+
+
+#: ``--concurrency --refresh --retry-errors --token``, the workload and the hardware flags as ``options``:
+#: a ScanOptions (how to scan; the workload and hardware are part of the cache key).
+scan_options: OptionGroup[ScanOptions] = OptionGroup(
+    "options",
+    [
+        click.option("--concurrency", type=int, default=None, help="Models analysed at once (default 4)."),
+        click.option("--refresh", is_flag=True, help="Analyse every model again, ignoring cached results."),
+        click.option(
+            "--retry-errors", is_flag=True, help="Also retry models whose failure was recorded as permanent."
+        ),
+        _TOKEN,
+        *_WORKLOAD,
+        *_HARDWARE,
+    ],
+    _scan_options,
+)
+
+
+@dataclass(frozen=True)
+class ScanOutput:
+    """Where a scan's results go.
+
+    Attributes:
+        db: the cache database (``None``: ``$HF_HOME/hubfit/scan.sqlite``).
+        fmt: ``table``, ``csv``, ``json``, ``jsonl`` or ``md``.
+        path: a file for the results (``--output``; ``None``: stdout).
+        html: a file for a self-contained HTML report as well.
+        quiet: no progress on stderr.
+    """
+
+    db: str | None
+    fmt: str
+    path: str | None
+    html: str | None
+    quiet: bool
+
+
+#: ``--db --format --output --html --quiet`` as ``output``: a ScanOutput.
+scan_output_options: OptionGroup[ScanOutput] = OptionGroup(
+    "output",
+    [
+        click.option(
+            "--db",
+            type=click.Path(dir_okay=False),
+            help="Cache database (default $HF_HOME/hubfit/scan.sqlite).",
+        ),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(["table", "csv", "json", "jsonl", "md"]),
+            default="table",
+            show_default=True,
+            help="Output format.",
+        ),
+        click.option(
+            "--output", "-o", type=click.Path(dir_okay=False), help="Write the output to FILE, not stdout."
+        ),
+        click.option(
+            "--html", type=click.Path(dir_okay=False), help="Also write a self-contained HTML report to FILE."
+        ),
+        click.option("--quiet", "-q", is_flag=True, help="No progress on stderr."),
+    ],
+    lambda v: ScanOutput(v["db"], v["fmt"], v["output"], v["html"], v["quiet"]),
+)
+
+
+@dataclass(frozen=True)
+class ScanApply:
+    """What to publish to every analysed repo after a scan.
+
+    Attributes:
+        target: ``"card"`` (the model-card section), ``"comment"`` (a discussion comment) or ``None``.
+        yes: write (otherwise only say what would be written).
+        direct: with ``card``, commit to main instead of opening a pull request.
+        pause_s: seconds between two writes (``None``: the default).
+        max_writes: stop after this many writes.
+    """
+
+    target: str | None
+    yes: bool
+    direct: bool
+    pause_s: float | None
+    max_writes: int | None
+
+
+#: ``--apply --yes --commit --pause --max-writes`` as ``publish``: a ScanApply.
+scan_apply_options: OptionGroup[ScanApply] = OptionGroup(
+    "publish",
+    [
+        click.option(
+            "--apply",
+            type=click.Choice(["card", "comment"]),
+            help="Publish to every analysed repo: the model-card section or a discussion comment (dry run "
+            "unless --yes).",
+        ),
+        click.option(
+            "--yes", is_flag=True, help="With --apply: write (default: only say what would be written)."
+        ),
+        click.option(
+            "--commit", "direct", is_flag=True, help="With --apply card: commit to main instead of a PR."
+        ),
+        click.option("--pause", type=float, help="With --apply: seconds between two writes (default 10)."),
+        click.option("--max-writes", type=int, help="With --apply: stop after this many writes."),
+    ],
+    lambda v: ScanApply(v["apply"], v["yes"], v["direct"], v["pause"], v["max_writes"]),
+)

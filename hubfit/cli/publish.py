@@ -9,46 +9,16 @@ request lines (method and URL) only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
 
 import click
 
-from hubfit.cli.options import hardware_from, hardware_options, workload_from, workload_options
+from hubfit.cli.options import ReportOptions, report_options
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-
-def _report_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Flags that shape the report (the same names as the main command): revision, token, memory and fit."""
-    options = [
-        click.option("--revision", help="Branch, tag, commit sha or refs/pr/N to analyse (default main)."),
-        click.option(
-            "--token",
-            envvar="HUBFIT_TOKEN",
-            help="Hub token (default: HF_TOKEN or the `hf auth login` token); never printed.",
-        ),
-        click.option(
-            "--verbose", "-v", is_flag=True, help="Log Hub and GitHub requests to stderr (no tokens)."
-        ),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return workload_options(hardware_options(fn))
-
-
-def _build_report(model: str, opts: dict[str, Any], client: Any) -> Any:
-    from hubfit.pipeline import analyze
-
-    workload, hardware = workload_from(opts), hardware_from(opts)
-    return analyze(
-        model,
-        revision=opts["revision"],
-        token=opts["token"],
-        client=client,
-        workload=workload,
-        hardware=hardware,
-    )
+_VERBOSE = click.option(
+    "--verbose", "-v", is_flag=True, help="Log Hub and GitHub requests to stderr (no tokens)."
+)
 
 
 def _write_token(token: str | None) -> str | None:
@@ -89,8 +59,11 @@ def _verbose(enabled: bool) -> None:
     type=click.Choice(["pr", "commit"]),
     help="pr: open or update hubfit's pull request (default); commit: push to main.",
 )
-@_report_options
-def card_cmd(repo: str, dry_run: bool, direct: bool, mode: str | None, **opts: Any) -> None:
+@_VERBOSE
+@report_options
+def card_cmd(
+    repo: str, dry_run: bool, direct: bool, mode: str | None, verbose: bool, opts: ReportOptions
+) -> None:
     """Add or refresh the "Hardware requirements" section of REPO's model card.
 
     Opens a pull request by default (or updates hubfit's open one); --commit pushes to main. The section sits
@@ -101,12 +74,12 @@ def card_cmd(repo: str, dry_run: bool, direct: bool, mode: str | None, **opts: A
     from hubfit.publish.card import apply_card, plan_card
     from hubfit.source.hub import HubClient
 
-    _verbose(opts["verbose"])
+    _verbose(verbose)
     if direct and mode == "pr":
         raise UsageError("--commit and --mode pr contradict each other")
-    client = HubClient(token=_write_token(opts["token"]))
-    report = _build_report(repo, opts, client)
+    client = HubClient(token=_write_token(opts.token))
     publisher = Publisher(client)
+    report = opts.analyze(repo, client=client)
     plan = plan_card(publisher, report, mode="commit" if direct or mode == "commit" else "pr")
     click.echo(plan.describe(), err=True)
     if dry_run:
@@ -127,8 +100,16 @@ def card_cmd(repo: str, dry_run: bool, direct: bool, mode: str | None, **opts: A
     help="Post or update a sticky comment on this GitHub pull request instead (GITHUB_TOKEN, GITHUB_API_URL).",
 )
 @click.option("--dry-run", is_flag=True, help="Print the comment and where it would go; write nothing.")
-@_report_options
-def comment_cmd(repo: str, discussion: int | None, github_pr: str | None, dry_run: bool, **opts: Any) -> None:
+@_VERBOSE
+@report_options
+def comment_cmd(
+    repo: str,
+    discussion: int | None,
+    github_pr: str | None,
+    dry_run: bool,
+    verbose: bool,
+    opts: ReportOptions,
+) -> None:
     """Post the hardware report as a comment, edited in place on later runs.
 
     On the Hub: in discussion N (--discussion), or in hubfit's discussion "Hardware requirements (hubfit)",
@@ -138,30 +119,30 @@ def comment_cmd(repo: str, discussion: int | None, github_pr: str | None, dry_ru
     from hubfit.publish.discussions import render_comment
     from hubfit.source.hub import HubClient
 
-    _verbose(opts["verbose"])
+    _verbose(verbose)
     if github_pr and discussion is not None:
         raise UsageError("--discussion and --github-pr are exclusive")
-    client = HubClient(token=opts["token"] if github_pr else _write_token(opts["token"]))
+    client = HubClient(token=opts.token if github_pr else _write_token(opts.token))
     if github_pr:
         from hubfit.publish.github import DEFAULT_MARKER, GitHubClient, parse_pr_ref
 
         gh_repo, number = parse_pr_ref(github_pr)
-        gh = GitHubClient() if not dry_run else None
-        body = render_comment(_build_report(repo, opts, client), marker=DEFAULT_MARKER)
-        verb = "would post or update" if dry_run else "posting or updating"
+        gh = None if dry_run else GitHubClient()  # no GITHUB_TOKEN fails before the analysis
+        body = render_comment(opts.analyze(repo, client=client), marker=DEFAULT_MARKER)
+        verb = "would post or update" if gh is None else "posting or updating"
         click.echo(f"{gh_repo}#{number}: {verb} hubfit's sticky comment ({len(body):,} characters)", err=True)
-        if dry_run:
+        if gh is None:
             click.echo(body)
             return
-        result = gh.upsert_sticky_comment(gh_repo, number, body, DEFAULT_MARKER)
-        click.echo(f"{gh_repo}#{number}: comment {result.action}", err=True)
-        click.echo(result.url)
+        sticky = gh.upsert_sticky_comment(gh_repo, number, body, DEFAULT_MARKER)
+        click.echo(f"{gh_repo}#{number}: comment {sticky.action}", err=True)
+        click.echo(sticky.url)
         return
 
     from hubfit.publish._hub import Publisher
     from hubfit.publish.discussions import apply_comment, plan_comment
 
-    report = _build_report(repo, opts, client)
+    report = opts.analyze(repo, client=client)
     if report.source != "hub":
         raise UsageError("hubfit comment posts on a Hub repository; for a local directory use --github-pr")
     publisher = Publisher(client)
