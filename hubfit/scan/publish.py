@@ -121,7 +121,7 @@ def publish_scan(
         + ("" if not dry_run or max_writes is None else f", at most {max_writes} writes")
         + "\n"
     )
-    settings = str(store.scan_info(scan_id)["settings"])
+    settings = store.scan_info(scan_id)["settings"]
     same_settings = settings == settings_fingerprint(options.workload, options.hardware)
     refreshed: list[tuple[ScanRow, dict[str, Any], float]] = []
 

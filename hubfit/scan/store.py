@@ -27,7 +27,7 @@ from hubfit.errors import UsageError
 if TYPE_CHECKING:
     from hubfit.report import Report
 
-__all__ = ["ErrorInfo", "ListedRepo", "ScanRow", "ScanStore", "StoreError"]
+__all__ = ["ErrorInfo", "ListedRepo", "ScanInfo", "ScanRow", "ScanStore", "StoreError"]
 
 SCHEMA_VERSION = 1
 
@@ -87,6 +87,24 @@ class ErrorInfo(TypedDict):
     type: str
     message: str
     exit_code: int | None
+
+
+class ScanInfo(TypedDict):
+    """One scan as recorded: its query (``ScanQuery`` as a dict), settings fingerprint, times, counts, state.
+
+    ``state`` is ``listing``, ``running``, ``done`` or ``interrupted``; times are Unix seconds.
+    """
+
+    id: int
+    author: str
+    query: dict[str, Any]
+    settings: str
+    started_at: float
+    listed_at: float | None
+    finished_at: float | None
+    listed: int
+    skipped: int
+    state: str
 
 
 @dataclass(frozen=True)
@@ -274,15 +292,28 @@ class ScanStore:
                 (scan_id, scan_id),
             )
 
-    def scan_info(self, scan_id: int) -> dict[str, Any]:
+    def scan_info(self, scan_id: int) -> ScanInfo:
         """The scan's row: author, query, settings, times, counts and state."""
-        cur = self._db.execute("SELECT * FROM scans WHERE id = ?", (scan_id,))
-        row = cur.fetchone()
+        row = self._db.execute(
+            "SELECT id, author, query, settings, started_at, listed_at, finished_at, listed, skipped, state"
+            " FROM scans WHERE id = ?",
+            (scan_id,),
+        ).fetchone()
         if row is None:
             raise StoreError(f"no scan {scan_id} in {self.path}")
-        info = dict(zip([c[0] for c in cur.description], row, strict=True))
-        info["query"] = json.loads(info["query"])
-        return info
+        sid, author, query, settings, started, listed_at, finished, listed, skipped, state = row
+        return ScanInfo(
+            id=sid,
+            author=author,
+            query=json.loads(query),
+            settings=settings,
+            started_at=started,
+            listed_at=listed_at,
+            finished_at=finished,
+            listed=listed,
+            skipped=skipped,
+            state=state,
+        )
 
     def latest_scan(self, author: str | None = None) -> int | None:
         """The id of the most recent scan (of ``author`` when given), or ``None``."""
