@@ -14,12 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import cache
-from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
+from hubfit import _data
 from hubfit.errors import UnknownGPUError, UsageError
 
 __all__ = [
@@ -127,9 +125,7 @@ class GPU:
 
 @cache
 def _document() -> dict[str, Any]:
-    text = resources.files("hubfit").joinpath("data/gpus.yaml").read_text(encoding="utf-8")
-    document: dict[str, Any] = yaml.safe_load(text)
-    return document
+    return _data.load("gpus")
 
 
 def _row_to_gpu(row: dict[str, Any]) -> GPU:

@@ -365,7 +365,7 @@ class FitRow:
 # ---- evaluation --------------------------------------------------------------------------------------
 def _tp_sizes(gpu: GPU, model: Sizer) -> list[int]:
     """Valid tensor-parallel sizes on one node of ``gpu`` (1 on Apple silicon)."""
-    mla = any(isinstance(spec, kv.MLAAttention) for spec in model.specs)
+    mla = model.groups.mla
     config = model.model.main.config
     return model.tp_sizes(gpu.per_node, gpu.unified_memory, lambda tp: _valid_tp(config, tp, mla))
 
@@ -413,6 +413,9 @@ def _largest(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
     """The largest ``x`` in ``[lo, hi]`` with ``ok(x)`` for a monotone (true then false) ``ok``."""
     if not ok(lo):
         return None
+    if ok(hi):  # common: the whole range fits (a small model at its full context)
+        return hi
+    hi -= 1
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if ok(mid):

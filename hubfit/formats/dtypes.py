@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from functools import cache
-from importlib import resources
 from typing import Any
 
-import yaml
+from hubfit import _data
 
 
 @cache
 def _table() -> dict[str, dict[str, Any]]:
-    text = resources.files("hubfit").joinpath("data/dtypes.yaml").read_text(encoding="utf-8")
-    table: dict[str, dict[str, Any]] = yaml.safe_load(text)["dtypes"]
+    table: dict[str, dict[str, Any]] = _data.load("dtypes")["dtypes"]
     return table
 
 

@@ -84,6 +84,11 @@ class TensorGroups:
         head: ``(sample, count)`` of the main component's tensors outside the layers that are neither
             embeddings nor buffers (output head, final norm): the last pipeline stage.
         first: ``(sample, count)`` of everything else (embeddings, buffers, other components): the first stage.
+        specs: the main component's KV-cache layer specs (:func:`hubfit.sizing.kv.kv_specs`; empty without a
+            decoder cache).
+        kv_kinds: the distinct specs (each with its layer index set to 0): a 61-layer MLA model has one, so the
+            cache of any run of layers takes one call per kind whatever the number of layers.
+        kv_on_layer: the indices into ``kv_kinds`` of the specs on each layer.
     """
 
     layer_count: int
@@ -91,6 +96,14 @@ class TensorGroups:
     layered: tuple[tuple[int, int, int], ...]
     head: tuple[tuple[LogicalTensor, int], ...]
     first: tuple[tuple[LogicalTensor, int], ...]
+    specs: tuple[kv.LayerSpec, ...] = ()
+    kv_kinds: tuple[kv.LayerSpec, ...] = ()
+    kv_on_layer: tuple[tuple[int, ...], ...] = ()
+
+    @property
+    def mla(self) -> bool:
+        """Whether the cache is multi-head latent attention (no KV-head rule for tensor parallelism)."""
+        return any(isinstance(spec, kv.MLAAttention) for spec in self.kv_kinds)
 
     @classmethod
     def of(cls, model: Model) -> TensorGroups:
@@ -117,12 +130,20 @@ class TensorGroups:
                     _bump(first, key, t)
         configured = (main.config.num_hidden_layers if main.config is not None else None) or 0
         count = max([configured] + [layer + 1 for layer, _ in layered])
+        specs = tuple(kv.kv_specs(main.config)) if main.config is not None else ()
+        kinds: dict[kv.LayerSpec, int] = {}
+        on_layer: list[list[int]] = [[] for _ in range(max([count] + [spec.layer + 1 for spec in specs]))]
+        for spec in specs:
+            on_layer[spec.layer].append(kinds.setdefault(replace(spec, layer=0), len(kinds)))
         return cls(
             count,
             tuple(samples),
             tuple((layer, group, n) for (layer, group), n in layered.items()),
             _pairs(head),
             _pairs(first),
+            specs,
+            tuple(kinds),
+            tuple(tuple(k) for k in on_layer),
         )
 
 
@@ -153,6 +174,7 @@ class Sizer:
     _kv_prefix: dict[tuple[int, int], list[int]] = field(default_factory=dict, init=False, repr=False)
     _overheads: dict[tuple[int, int, int], int] = field(default_factory=dict, init=False, repr=False)
     _tp_sizes: dict[tuple[int, bool], list[int]] = field(default_factory=dict, init=False, repr=False)
+    _needs: dict[tuple[Layout, int], DeviceNeed] = field(default_factory=dict, init=False, repr=False)
 
     @cached_property
     def kv_dtype(self) -> str:
@@ -183,11 +205,10 @@ class Sizer:
         """All weight bytes in this precision."""
         return sum(self.layers) + self.head_bytes + self.first_bytes
 
-    @cached_property
-    def specs(self) -> list[kv.LayerSpec]:
+    @property
+    def specs(self) -> tuple[kv.LayerSpec, ...]:
         """The main component's KV-cache layer specs (empty without a decoder cache)."""
-        config = self.model.main.config
-        return kv.kv_specs(config) if config is not None else []
+        return self.groups.specs
 
     @cached_property
     def active_weights(self) -> int:
@@ -217,21 +238,6 @@ class Sizer:
             start += size
         return out
 
-    @cached_property
-    def _kv_kinds(self) -> tuple[list[kv.LayerSpec], list[list[int]]]:
-        """The distinct layer specs (each spec with its layer index set to 0), and the kinds on each layer.
-
-        A 61-layer MLA model has one kind: sizing the cache of any run of layers then takes one call per kind,
-        whatever the number of layers.
-        """
-        specs = self.specs
-        count = max(self.groups.layer_count, max(spec.layer for spec in specs) + 1) if specs else 0
-        kinds: dict[kv.LayerSpec, int] = {}
-        on_layer: list[list[int]] = [[] for _ in range(count)]
-        for spec in specs:
-            on_layer[spec.layer].append(kinds.setdefault(replace(spec, layer=0), len(kinds)))
-        return list(kinds), on_layer
-
     def kv_rank(self, layers: range | None, context: int, tp: int) -> int:
         """KV cache on one TP rank for a run of layers (all layers when ``layers`` is None).
 
@@ -244,7 +250,7 @@ class Sizer:
         key = (context, tp)
         prefix = self._kv_prefix.get(key)
         if prefix is None:
-            kinds, on_layer = self._kv_kinds
+            kinds, on_layer = self.groups.kv_kinds, self.groups.kv_on_layer
             size = kv.kv_dtype_bytes(self.kv_dtype)
             batch = self.workload.batch
             value = [kind.rank_bytes(context, batch, size, tp) for kind in kinds]
@@ -277,7 +283,15 @@ class Sizer:
         return prefix
 
     def need(self, layout: Layout, context: int) -> DeviceNeed:
-        """What the busiest device of ``layout`` holds at ``context`` tokens per sequence."""
+        """What the busiest device of ``layout`` holds at ``context`` tokens per sequence (remembered: the fit
+        asks the same layout and context for every device of the same size)."""
+        key = (layout, context)
+        known = self._needs.get(key)
+        if known is None:
+            known = self._needs[key] = self._need(layout, context)
+        return known
+
+    def _need(self, layout: Layout, context: int) -> DeviceNeed:
         best = DeviceNeed(0, 0, 0)
         stages = self.stages(layout.pp) if self.layers else [range(0)]
         prefix = self._layer_prefix

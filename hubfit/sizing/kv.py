@@ -32,11 +32,9 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
-import yaml
-
+from hubfit import _data
 from hubfit.errors import UsageError
 from hubfit.model.config import ModelConfig
 
@@ -75,8 +73,7 @@ _KV_ALIASES = {
 
 @cache
 def _kv_dtype_table() -> dict[str, int]:
-    text = resources.files("hubfit").joinpath("data/precisions.yaml").read_text(encoding="utf-8")
-    return {name: int(row["bytes"]) for name, row in yaml.safe_load(text)["kv_dtypes"].items()}
+    return {name: int(row["bytes"]) for name, row in _data.load("precisions")["kv_dtypes"].items()}
 
 
 def kv_dtypes() -> tuple[str, ...]:

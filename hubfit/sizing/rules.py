@@ -21,11 +21,9 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
-from importlib import resources
 from typing import Any
 
-import yaml
-
+from hubfit import _data
 from hubfit.errors import UsageError
 from hubfit.model.component import Model
 from hubfit.model.config import ModelConfig
@@ -54,13 +52,6 @@ DEFAULT_CONTEXT = 4096
 
 #: The pseudo-precision "the checkpoint as stored".
 STORED = "stored"
-
-
-@cache
-def _data() -> dict[str, Any]:
-    text = resources.files("hubfit").joinpath("data/precisions.yaml").read_text(encoding="utf-8")
-    data: dict[str, Any] = yaml.safe_load(text)
-    return data
 
 
 # ---- workload --------------------------------------------------------------------------------------------
@@ -169,12 +160,12 @@ class Precision:
 
 def precision_names() -> tuple[str, ...]:
     """Every precision name ``precision()`` accepts (besides ``stored`` and ``<n>bpw``)."""
-    return tuple(_data()["precisions"])
+    return tuple(_data.load("precisions")["precisions"])
 
 
 def default_precisions() -> tuple[str, ...]:
     """The rows shown when the workload names none."""
-    return tuple(_data()["default_precisions"])
+    return tuple(_data.load("precisions")["default_precisions"])
 
 
 def _effective_bits(row: dict[str, Any]) -> Fraction:
@@ -188,7 +179,7 @@ def _effective_bits(row: dict[str, Any]) -> Fraction:
 
 @cache
 def _precision(name: str) -> Precision:
-    data = _data()
+    data = _data.load("precisions")
     if name == STORED:
         return Precision(
             STORED, STORED, Fraction(0), frozenset(), source="the checkpoint's safetensors headers"
@@ -244,7 +235,7 @@ def precision(name: str | float) -> Precision:
 
 def overhead_constant(name: str) -> Any:
     """A constant of the documented overhead model (``overhead:`` in ``data/precisions.yaml``)."""
-    return _data()["overhead"][name]["value"]
+    return _data.load("precisions")["overhead"][name]["value"]
 
 
 def _ffn_width(config: ModelConfig) -> int:

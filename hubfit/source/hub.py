@@ -26,8 +26,9 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
@@ -49,6 +50,9 @@ from hubfit.formats.safetensors import SafetensorsHeader, decode_sharded, header
 __all__ = ["HubClient", "HubStats", "RepoFile", "RepoSnapshot"]
 
 logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
+
 T = TypeVar("T")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _ETAG = re.compile(r"^[0-9A-Za-z_-]{1,128}$")
@@ -97,6 +101,28 @@ class HubStats:
             self.retries += retries
 
 
+class _Lfs(msgspec.Struct):
+    sha256: str | None = None
+
+
+class _Sibling(msgspec.Struct):
+    rfilename: str
+    size: int | None = None
+    lfs: _Lfs | None = None
+
+
+class _ModelInfo(msgspec.Struct):
+    """The fields of the Hub's model-info answer that hubfit reads (others are ignored)."""
+
+    sha: str | None = None
+    siblings: list[_Sibling] | None = None
+    gated: bool | str | None = False
+    private: bool | None = False
+
+
+_MODEL_INFO = msgspec.json.Decoder(_ModelInfo)
+
+
 class HubClient:
     """Hub access for one analysis (or one scan): an ``HfApi`` plus retries, error mapping and counters.
 
@@ -116,17 +142,30 @@ class HubClient:
         sleep: Callable[[float], None] | None = None,
         backoff: Backoff | None = None,
     ) -> None:
-        from huggingface_hub import HfApi
-
-        self.api = HfApi(endpoint=endpoint, token=token, library_name="hubfit", library_version=__version__)
         self.token = token
         self.stats = HubStats()
         self.backoff = backoff or Backoff(sleep=sleep)
         self._headers: dict[str, str] | None = None
+        self._endpoint = endpoint
+
+    @cached_property
+    def api(self) -> HfApi:
+        """huggingface_hub's ``HfApi`` for this client (created on first use: its import costs about 0.4 s,
+        and reading a model needs only the HTTP session)."""
+        from huggingface_hub import HfApi
+
+        return HfApi(
+            endpoint=self.endpoint, token=self.token, library_name="hubfit", library_version=__version__
+        )
 
     @property
     def endpoint(self) -> str:
-        return self.api.endpoint
+        """The Hub's URL: the one given, else ``HF_ENDPOINT`` as huggingface_hub reads it."""
+        if self._endpoint is None:
+            from huggingface_hub import constants
+
+            self._endpoint = constants.ENDPOINT
+        return self._endpoint.rstrip("/")
 
     def _has_token(self) -> bool:
         if self.token is False:
@@ -219,16 +258,32 @@ class HubClient:
     def snapshot(self, repo_id: str, revision: str | None = None) -> RepoSnapshot:
         """Resolve ``revision`` (branch, tag, sha, ``refs/pr/N``; default ``main``) to a commit and list its files."""
 
-        def call() -> Any:
+        from urllib.parse import quote
+
+        from huggingface_hub.utils import get_session, hf_raise_for_status
+
+        # The request HfApi.model_info(files_metadata=True) sends, through huggingface_hub's session and error
+        # mapping; the answer is decoded into the few fields hubfit reads (msgspec), without importing HfApi.
+        url = f"{self.endpoint}/api/models/{repo_id}"
+        if revision is not None:
+            url += f"/revision/{quote(revision, safe='')}"
+
+        def call() -> _ModelInfo:
             self.stats.add(requests=1)
-            return self.api.model_info(
-                repo_id, revision=revision, files_metadata=True, timeout=HTTP_TIMEOUT_S
+            response = get_session().get(
+                url, headers=self._hf_headers(), timeout=HTTP_TIMEOUT_S, params={"blobs": True}
             )
+            hf_raise_for_status(response)
+            self.stats.add(received=len(response.content))
+            try:
+                return _MODEL_INFO.decode(response.content)
+            except msgspec.MsgspecError as exc:
+                raise NetworkError(f"the Hub's answer for {repo_id} is malformed ({exc})") from None
 
         info = self.call(f"read {repo_id}", call, repo_id=repo_id, revision=revision)
         files = tuple(
-            RepoFile(s.rfilename, s.size, getattr(s.lfs, "sha256", None) if s.lfs else None)
-            for s in (info.siblings or [])
+            RepoFile(s.rfilename, s.size, s.lfs.sha256 if s.lfs is not None else None)
+            for s in info.siblings or ()
         )
         return RepoSnapshot(
             repo_id=repo_id,
