@@ -325,7 +325,7 @@ def header_from_metadata(
     header: SafetensorsHeader | None = None
     if raw_entries and len(raw_entries) == len(raw):
         try:
-            header = _fast(raw, filename=filename, length=0, file_size=None)  # type: ignore[arg-type]
+            header = _fast(raw, filename=filename, length=0, file_size=None)
         except _NotFast:
             raw = {k: _decoded(v) for k, v in raw.items()}
     if header is None:
