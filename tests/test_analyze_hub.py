@@ -58,7 +58,7 @@ def test_llama2_70b_exact_counts_at_main_in_few_requests(hub):
     }
     assert d["sha"] == hub.repos[LLAMA].refs["refs/heads/main"]
     assert d["source"] == "hub" and d["schema"] == "hubfit/1" and d["quantization"] is None
-    # model info + config.json (HEAD, GET) + one request for every shard header
+    # model info + config.json (one GET) + one request for every shard header
     assert len(hub.log) <= 5
     assert not _range_reads(hub, LLAMA)
 

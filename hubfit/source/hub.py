@@ -306,8 +306,7 @@ class HubClient:
     ) -> bytes | None:
         """A small file's bytes at commit ``sha``, from huggingface_hub's cache or downloaded into it.
 
-        A cache miss costs a HEAD (``get_hf_file_metadata(retry_on_errors=False)``) and a GET, retried together
-        by :meth:`call`. ``hf_hub_download`` is not used: it retries on its own inside ours (a failed HEAD is
+        A cache miss costs one GET (see :meth:`_fetch`), retried by :meth:`call`. ``hf_hub_download`` is not used: it retries on its own inside ours (a failed HEAD is
         sent again through ``http_backoff``, 5 more tries and about 23 s of sleeps; the GET is retried 5
         times), and it has no setting to turn that off, so a failing ``config.json`` cost up to 5 x 7 HEADs.
         Here huggingface_hub's layer is off and hubfit's is the only one: a request that keeps failing is sent
@@ -340,55 +339,43 @@ class HubClient:
     def _fetch(
         self, repo_id: str, path: str, sha: str, *, max_bytes: int | None, missing_ok: bool
     ) -> bytes | None:
-        """One attempt of :meth:`read_file`: HEAD and GET without huggingface_hub's retries."""
-        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+        """One attempt of :meth:`read_file`: one GET (redirects followed) without huggingface_hub's retries.
+
+        ``hf_hub_download`` sends a HEAD for the file's metadata, then the GET; one GET carries the same facts
+        (the size in ``Content-Length``, checked before the body is read; the ETag that names the cache blob,
+        ``X-Linked-Etag`` on a Git LFS redirect) and saves a round trip per file.
+        """
+        from huggingface_hub import hf_hub_url
         from huggingface_hub.errors import EntryNotFoundError
         from huggingface_hub.utils import get_session, hf_raise_for_status
 
         url = hf_hub_url(repo_id, path, revision=sha, endpoint=self.endpoint)
-        self.stats.add(requests=1)
-        try:
-            meta = get_hf_file_metadata(
-                url,
-                token=self.token,
-                timeout=HTTP_TIMEOUT_S,
-                library_name="hubfit",
-                library_version=__version__,
-                endpoint=self.endpoint,
-                retry_on_errors=False,
-            )
-        except EntryNotFoundError:
-            if missing_ok:
-                return None
-            raise
         too_large = HeaderError(f"{repo_id}/{path} is larger than {max_bytes or 0:,} bytes")
-        if max_bytes is not None and meta.size is not None and meta.size > max_bytes:
-            raise too_large
-        slot = _CacheSlot.locate(repo_id, path, sha, meta.etag)
-        if slot is not None and (cached := slot.read_blob()) is not None:
-            # The cache holds this content from another commit: no GET (as in hf_hub_download).
-            if max_bytes is not None and len(cached) > max_bytes:
-                raise too_large
-            slot.link(cached)
-            return cached
-        # The Hub's own host gets the token; a CDN it redirects to does not (as huggingface_hub does).
-        location = meta.location or url
-        headers = self._hf_headers() if server_key(location) == server_key(url) else {}
         self.stats.add(requests=1)
         chunks: list[bytes] = []
         received = 0
-        with get_session().stream("GET", location, headers=headers, timeout=HTTP_TIMEOUT_S) as response:
+        # httpx drops the token when a redirect leaves the Hub's host (a CDN), as huggingface_hub does.
+        with get_session().stream("GET", url, headers=self._hf_headers(), timeout=HTTP_TIMEOUT_S) as response:
             if response.status_code >= 400:
                 response.read()
-                hf_raise_for_status(response)
+                try:
+                    hf_raise_for_status(response)
+                except EntryNotFoundError:
+                    if missing_ok:
+                        return None
+                    raise
+            size = response.headers.get("content-length", "")
+            if max_bytes is not None and size.isdigit() and int(size) > max_bytes:
+                raise too_large
             for chunk in response.iter_bytes():
                 chunks.append(chunk)
                 received += len(chunk)
                 if max_bytes is not None and received > max_bytes:
                     raise too_large
+            etag = _etag([*response.history, response])
         self.stats.add(received=received)
         data = b"".join(chunks)
-        slot = slot or _CacheSlot.locate(repo_id, path, sha, hashlib.sha256(data).hexdigest())
+        slot = _CacheSlot.locate(repo_id, path, sha, etag or hashlib.sha256(data).hexdigest())
         if slot is not None:
             slot.store(data)
         return data
@@ -504,6 +491,16 @@ class HubClient:
             path = shard if shard.startswith(folder) else folder + shard
             headers[path] = header_from_metadata(raw, filename=path, file_size=sizes.get(path))
         return headers
+
+
+def _etag(responses: list[Any]) -> str | None:
+    """The file's ETag as huggingface_hub names cache blobs by it: a Git LFS redirect's ``X-Linked-Etag`` (the
+    sha256), else the Hub's ``ETag``; quotes and a weak ``W/`` prefix removed."""
+    for response in responses:
+        value = response.headers.get("x-linked-etag") or response.headers.get("etag")
+        if value:
+            return str(value).removeprefix("W/").strip('"')
+    return None
 
 
 @dataclass(frozen=True)
