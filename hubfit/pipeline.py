@@ -17,8 +17,10 @@ from hubfit.report import Report
 from hubfit.source.sources import HubSource, Progress, Source, open_source
 
 if TYPE_CHECKING:
+    from hubfit.fit.gguf import GGUFQuery
     from hubfit.fit.planner import HardwareQuery
     from hubfit.sizing.memory import Workload
+    from hubfit.sizing.vllm import ServeSettings
     from hubfit.source.hub import HubClient
 
 __all__ = ["analyze", "analyze_model", "analyze_source", "build_report", "load_model"]
@@ -33,6 +35,8 @@ def analyze(
     client: HubClient | None = None,
     workload: Workload | None = None,
     hardware: HardwareQuery | None = None,
+    engine: ServeSettings | None = None,
+    gguf: GGUFQuery | None = None,
 ) -> Report:
     """Analyse a model from its metadata only.
 
@@ -46,12 +50,14 @@ def analyze(
         workload: a :class:`hubfit.sizing.Workload`; when given, ``Report.memory`` holds the memory estimate.
         hardware: a :class:`hubfit.fit.HardwareQuery`; when given, ``Report.fit`` holds the GPU fit (sized for
             ``workload``, default ``Workload()``).
+        engine: a serving engine's settings (:class:`hubfit.sizing.vllm.ServeSettings`); with one GPU in
+            ``hardware``, ``Report.serving`` holds the engine's view.
 
     Raises:
         hubfit.errors.HubfitError: every failure, with a one-line message.
     """
     source = open_source(model, revision, token=token, progress=progress, client=client)
-    return analyze_source(source, workload=workload, hardware=hardware)
+    return analyze_source(source, workload=workload, hardware=hardware, engine=engine, gguf=gguf)
 
 
 def load_model(
@@ -70,20 +76,35 @@ def load_model(
 
 
 def analyze_source(
-    source: Source, *, workload: Workload | None = None, hardware: HardwareQuery | None = None
+    source: Source,
+    *,
+    workload: Workload | None = None,
+    hardware: HardwareQuery | None = None,
+    engine: ServeSettings | None = None,
+    gguf: GGUFQuery | None = None,
 ) -> Report:
-    """Analyse an already opened :class:`~hubfit.source.Source` (see :func:`analyze` for the arguments)."""
-    return build_report(analyze_model(source), workload=workload, hardware=hardware)
+    """Analyse an already opened :class:`~hubfit.source.Source` (see :func:`analyze` for the arguments).
+
+    A repository of GGUF files only (or any, with ``gguf``: ``--file`` / ``--engine llama.cpp``) is sized file by
+    file under llama.cpp's memory (:func:`analyze_gguf`).
+    """
+    if gguf is not None or _gguf_only(source.files()):
+        return analyze_gguf(source, hardware=hardware, query=gguf)
+    return build_report(analyze_model(source), workload=workload, hardware=hardware, engine=engine)
 
 
 def build_report(
-    model: Model, *, workload: Workload | None = None, hardware: HardwareQuery | None = None
+    model: Model,
+    *,
+    workload: Workload | None = None,
+    hardware: HardwareQuery | None = None,
+    engine: ServeSettings | None = None,
 ) -> Report:
     """The report of an analysed model: its counts, and the memory and fit sections when asked for."""
     from hubfit.sizing.engine import TensorGroups
 
     memory = fit = None
-    groups = TensorGroups.of(model) if workload is not None or hardware is not None else None
+    groups = TensorGroups.of(model) if workload is not None or hardware is not None or engine else None
     if workload is not None:
         from hubfit.sizing.memory import estimate
 
@@ -92,7 +113,18 @@ def build_report(
         from hubfit.fit.planner import evaluate
 
         fit = evaluate(model, workload, hardware, groups=groups)
-    return Report.of(model, memory=memory, fit=fit)
+    serving = None
+    if engine is not None:
+        from hubfit.errors import UsageError
+        from hubfit.sizing.vllm import serve
+
+        devices = (
+            hardware.devices() if hardware is not None and (hardware.gpus or hardware.gpu_memory) else ()
+        )
+        if len(devices) != 1:
+            raise UsageError("--engine needs one --gpu (or --gpu-memory): the GPU the engine runs on")
+        serving = serve(model, engine, devices[0].name, devices[0].memory_bytes, groups)
+    return Report.of(model, memory=memory, fit=fit, serving=serving)
 
 
 def analyze_model(source: Source) -> Model:
@@ -146,4 +178,90 @@ def _component(source: Source, part: ComponentFiles) -> Component:
         kind=part.kind,
         files=list(part.weights),
         extra=part.extra if part.kind != "adapter" else {},
+    )
+
+
+def _gguf_only(files: dict[str, int | None]) -> bool:
+    names = [p.lower() for p in files]
+    return any(n.endswith(".gguf") for n in names) and not any(
+        n.endswith((".safetensors", ".bin", ".pt", ".pth")) for n in names
+    )
+
+
+def analyze_gguf(
+    source: Source, *, hardware: HardwareQuery | None = None, query: GGUFQuery | None = None
+) -> Report:
+    """A GGUF repository's report: every file's header, and each model under llama.cpp against the GPUs.
+
+    Args:
+        hardware: the GPUs to compare against (default: the curated set); one named GPU gets the ``-ngl``
+            column and, with ``query.serve``, llama.cpp's buffers.
+        query: llama.cpp's flags, ``--file``, ``--engine llama.cpp``.
+
+    Raises:
+        hubfit.errors.NoWeightsError: no GGUF file (or none matching ``--file``).
+    """
+    from hubfit.errors import NoWeightsError
+    from hubfit.fit.gguf import GGUFQuery, discover, gguf_fit, gguf_summary, llamacpp_serving
+    from hubfit.fit.gpus import default_gpus
+    from hubfit.model.component import ParameterSummary, WeightSummary
+    from hubfit.report import ComponentSummary
+
+    query = query or GGUFQuery()
+    models, mmproj = discover(source.files(), query.pattern)
+    if not models:
+        which = f" matching {query.pattern!r}" if query.pattern else ""
+        raise NoWeightsError(f"{source.repo_id}: no GGUF files{which}")
+    paths = [p for m in models for p in m] + mmproj
+    headers = source.read_gguf_headers(paths)
+    named = hardware.devices() if hardware is not None and (hardware.gpus or hardware.gpu_memory) else ()
+    gpus = named or default_gpus()
+    grouped = [[headers[p] for p in m] for m in models]
+    fit = gguf_fit(grouped, gpus, query.settings, named=named[0] if named else None, mmproj=mmproj)
+    serving = None
+    if query.serve:
+        count = hardware.count if hardware is not None and hardware.count else 1
+        settings = query.settings
+        if settings.gpus != count:
+            from dataclasses import replace
+
+            settings = replace(settings, gpus=count, tensor_split=settings.tensor_split)
+        memory_bytes = [named[0].memory_bytes] * count if named else []
+        best = fit.rows[0].files if fit.rows else models[0]
+        serving = llamacpp_serving([headers[p] for p in best], settings, memory_bytes)
+    first = grouped[0]
+    arch = first[0].arch.architecture or None
+    params = sum(h.params for h in first)
+    by_type: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for h in first:
+        for name, value in h.bytes_by_type.items():
+            by_type[name] = by_type.get(name, 0) + value
+        for t in h.tensors:
+            counts[t.type_name] = counts.get(t.type_name, 0) + t.elements
+    parameters = ParameterSummary(total=params, active=params, stored_by_dtype=counts)
+    weights = WeightSummary(bytes=sum(by_type.values()), files=len(first), bytes_by_dtype=by_type)
+    component = ComponentSummary(
+        name="",
+        kind="gguf",
+        model_type=arch,
+        architectures=[arch] if arch else [],
+        parameters=parameters,
+        weights=weights,
+        quantization=None,
+        files=[h.filename for h in first],
+    )
+    return Report(
+        repo_id=source.repo_id,
+        revision=source.revision,
+        sha=source.sha,
+        source=source.kind,
+        parameters=parameters,
+        weights=weights,
+        quantization=None,
+        adapter=None,
+        components=[component],
+        gguf_files=[gguf_summary(headers[p]) for p in paths],
+        gguf_fit=fit,
+        llamacpp=serving,
     )

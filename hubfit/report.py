@@ -25,14 +25,16 @@ import msgspec
 from hubfit._version import __version__
 from hubfit.constants import JSON_SCHEMA
 from hubfit.errors import HeaderError
+from hubfit.fit.gguf import GGUFFile, GGUFFit, LlamaCppServing
 from hubfit.fit.planner import FitReport
 from hubfit.model.component import Model, ParameterSummary, Quantization, WeightSummary
 from hubfit.sizing.memory import MemoryReport
+from hubfit.sizing.vllm import Serving
 
 __all__ = ["SCHEMA_VERSION", "ComponentSummary", "Report", "json_schema", "write_schema"]
 
 #: Version of the document's shape within the ``hubfit/1`` family; raised on every change of a field.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class Report:
         main_component: the name of the component the memory model sizes.
         memory: the memory section, when a workload was given.
         fit: the fit section, when a hardware question was asked.
+        serving: a serving engine's view (``--engine vllm`` with one GPU): per-GPU bytes as the engine
+            allocates them, KV tokens, concurrency, whether it starts (``None``: not asked; absent from JSON).
         hubfit_version, schema, schema_version: what wrote the document.
     """
 
@@ -92,12 +96,23 @@ class Report:
     main_component: str = ""
     memory: MemoryReport | None = None
     fit: FitReport | None = None
+    serving: Serving | None = None
+    gguf_files: list[GGUFFile] | None = None
+    gguf_fit: GGUFFit | None = None
+    llamacpp: LlamaCppServing | None = None
     hubfit_version: str = __version__
     schema: str = JSON_SCHEMA
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
-    def of(cls, model: Model, *, memory: MemoryReport | None = None, fit: FitReport | None = None) -> Report:
+    def of(
+        cls,
+        model: Model,
+        *,
+        memory: MemoryReport | None = None,
+        fit: FitReport | None = None,
+        serving: Serving | None = None,
+    ) -> Report:
         """The report of an analysed model, with the sections the sizing engine and the fit computed."""
         components = [
             ComponentSummary(
@@ -127,6 +142,7 @@ class Report:
             main_component=main.name,
             memory=memory,
             fit=fit,
+            serving=serving,
         )
 
     @property
@@ -142,6 +158,15 @@ class Report:
         data: dict[str, Any] = msgspec.to_builtins(self)
         head = {key: data.pop(key) for key in ("schema", "schema_version", "hubfit_version")}
         memory, fit = data.pop("memory"), data.pop("fit")
+        if data.get("serving") is None:
+            data.pop("serving", None)
+        # GGUF repos only: the files, their table, and llama.cpp's buffers (``serving`` with engine llama.cpp).
+        for key in ("gguf_files", "gguf_fit"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        llamacpp = data.pop("llamacpp", None)
+        if llamacpp is not None:
+            data["serving"] = llamacpp
         return {**head, **data, **(memory or {}), **(fit or {})}
 
     @classmethod
@@ -163,6 +188,9 @@ class Report:
         fit = {k: rest.pop(k) for k in _fields(FitReport) if k in rest}
         rest["memory"] = memory or None
         rest["fit"] = fit or None
+        serving = rest.get("serving")
+        if isinstance(serving, dict) and serving.get("engine") == "llama.cpp":
+            rest["llamacpp"] = rest.pop("serving")
         try:
             return msgspec.convert(rest, cls)
         except msgspec.ValidationError as exc:
@@ -189,6 +217,9 @@ def json_schema() -> dict[str, Any]:
         section_def = defs[section_cls.__name__]
         props.update(section_def["properties"])
         del defs[section_cls.__name__]
+    llamacpp = props.pop("llamacpp", None)
+    if llamacpp is not None and "serving" in props:
+        props["serving"] = {"anyOf": [props["serving"], llamacpp]}
     report["required"] = sorted(set(required) | {"schema", "schema_version", "hubfit_version"})
     report["additionalProperties"] = False
     return {

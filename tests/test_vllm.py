@@ -161,3 +161,41 @@ def test_versions() -> None:
     assert vllm.newest_version() == "0.34"
     with pytest.raises(UsageError):
         vllm.parse_version("latest")
+
+
+def test_cli_json_serving_contract(fake_hub: object) -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "hubfit"), "analyze", "Qwen/Qwen2.5-0.5B", "--engine", "vllm",
+         "--engine-version", "0.19", "--gpu", "H100 SXM", "--max-model-len", "8192", "--json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    doc = json.loads(out.stdout)
+    serving = doc["serving"]
+    assert list(serving) == [
+        "engine", "engine_version", "gpu", "tensor_parallel_size", "pipeline_parallel_size", "max_model_len",
+        "gpu_memory_utilization", "per_gpu_bytes", "kv_cache_tokens", "max_concurrency", "starts", "error",
+        "max_model_len_that_fits", "suggestions",
+    ]  # fmt: skip
+    assert list(serving["per_gpu_bytes"]) == [
+        "weights",
+        "activation_peak",
+        "non_torch",
+        "cuda_graphs",
+        "kv_cache",
+    ]
+    assert serving["engine"] == "vllm" and serving["engine_version"] == "0.19" and serving["starts"] is True
+    assert serving["max_model_len"] == 8192 and serving["kv_cache_tokens"] > 1_000_000
+    from hubfit.report import Report
+
+    assert json.loads(json.dumps(Report.from_dict(doc).to_dict())) == doc
+    text = subprocess.run(
+        [str(Path(sys.executable).parent / "hubfit"), "analyze", "Qwen/Qwen2.5-0.5B", "--engine", "vllm",
+         "--engine-version", "0.19", "--gpu", "H100 SXM", "--max-model-len", "8192"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "Serving: 1x H100 SXM 80GB with vLLM 0.19: starts," in text

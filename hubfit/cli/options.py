@@ -30,10 +30,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 import click
 
 if TYPE_CHECKING:
+    from hubfit.fit.gguf import GGUFQuery
     from hubfit.fit.planner import HardwareQuery
     from hubfit.report import Report
     from hubfit.scan.runner import ScanOptions, ScanQuery
     from hubfit.sizing import Workload
+    from hubfit.sizing.vllm import ServeSettings
     from hubfit.source.hub import HubClient
     from hubfit.source.sources import Progress
 
@@ -208,6 +210,8 @@ class ReportOptions:
     token: str | None = field(repr=False)
     workload: Workload
     hardware: HardwareQuery
+    engine: ServeSettings | None = None
+    gguf: GGUFQuery | None = None
 
     def analyze(
         self, model: str, *, client: HubClient | None = None, progress: Progress | None = None
@@ -223,11 +227,142 @@ class ReportOptions:
             client=client,
             workload=self.workload,
             hardware=self.hardware,
+            engine=self.engine,
+            gguf=self.gguf,
         )
 
 
+# ---- serving engine (issue 17): the engine's own flag names ------------------------------------------------
+
+_ENGINE: list[Param] = [
+    click.option(
+        "--engine",
+        type=click.Choice(["vllm", "sglang", "llama.cpp", "transformers"]),
+        help="Size as this engine allocates memory (vllm, sglang) on the one --gpu; llama.cpp: a GGUF file's "
+        "buffers per device; transformers (default): hubfit's eager PyTorch model.",
+    ),
+    click.option(
+        "--engine-version", help="The engine release modelled, e.g. 0.19 (default: the newest covered)."
+    ),
+    click.option(
+        "--tensor-parallel-size", "--tp", "tensor_parallel_size", type=int, default=1, show_default=True
+    ),
+    click.option("--pipeline-parallel-size", type=int, default=1, show_default=True),
+    click.option("--max-model-len", "--context-length", "max_model_len", help="Tokens per request, or auto."),
+    click.option("--gpu-memory-utilization", "--mem-fraction-static", "gpu_memory_utilization", type=float),
+    click.option("--max-num-seqs", type=int),
+    click.option("--max-num-batched-tokens", type=int),
+    click.option("--kv-cache-dtype", default="auto", show_default=True),
+    click.option("--block-size", type=int),
+    click.option("--enforce-eager", is_flag=True),
+    click.option("--quantization", help="Online quantization of a 16-bit checkpoint (fp8 ...)."),
+    click.option("--dtype", default="auto", show_default=True),
+    click.option("--enable-expert-parallel", is_flag=True),
+]
+
+
+def _engine(values: Mapping[str, Any]) -> ServeSettings | None:
+    """The :class:`~hubfit.sizing.vllm.ServeSettings` of the engine flags (``None`` for transformers)."""
+    if values["engine"] in (None, "transformers", "llama.cpp"):
+        return None
+    from hubfit.errors import UsageError
+    from hubfit.sizing.vllm import ServeSettings
+
+    length = values["max_model_len"]
+    if length is None or str(length).lower() == "auto":
+        max_model_len = -1 if length is not None else None
+    else:
+        try:
+            max_model_len = int(length)
+        except ValueError:
+            raise UsageError(f"--max-model-len must be a number or auto, got {length!r}") from None
+    return ServeSettings(
+        engine=values["engine"],
+        version=values["engine_version"],
+        tensor_parallel_size=values["tensor_parallel_size"],
+        pipeline_parallel_size=values["pipeline_parallel_size"],
+        max_model_len=max_model_len,
+        gpu_memory_utilization=values["gpu_memory_utilization"],
+        max_num_seqs=values["max_num_seqs"],
+        max_num_batched_tokens=values["max_num_batched_tokens"],
+        kv_cache_dtype=values["kv_cache_dtype"],
+        block_size=values["block_size"],
+        enforce_eager=values["enforce_eager"],
+        quantization=values["quantization"],
+        dtype=values["dtype"],
+        enable_expert_parallel=values["enable_expert_parallel"],
+    )
+
+
+# ---- llama.cpp and GGUF repositories (issue 14): llama.cpp's own flag names ---------------------------------
+
+_LLAMACPP: list[Param] = [
+    click.option(
+        "--file", "gguf_file", metavar="PATTERN", help="GGUF files to size (wildcards or a substring)."
+    ),
+    click.option(
+        "--ctx-size", "ctx_size", type=int, help="llama.cpp's n_ctx (default: --context, else 4096)."
+    ),
+    click.option(
+        "--n-gpu-layers", "--ngl", "n_gpu_layers", type=int, help="Layers offloaded (default: all)."
+    ),
+    click.option("--tensor-split", metavar="F,F,...", help="Fractions of the offloaded layers per GPU."),
+    click.option("--flash-attn", is_flag=True, help="llama.cpp's flash attention (n_ctx padded to 256)."),
+    click.option("--cache-type-k", default="f16", show_default=True),
+    click.option("--cache-type-v", default="f16", show_default=True),
+    click.option("--batch-size", "n_batch", type=int, default=2048, show_default=True),
+    click.option("--ubatch-size", "n_ubatch", type=int, default=512, show_default=True),
+    click.option("--parallel", "n_parallel", type=int, default=1, show_default=True),
+]
+
+
+def _gguf(values: Mapping[str, Any]) -> GGUFQuery | None:
+    """The :class:`~hubfit.fit.gguf.GGUFQuery` of the llama.cpp flags (``None``: none given)."""
+    from hubfit.errors import UsageError
+    from hubfit.fit.gguf import GGUFQuery
+    from hubfit.sizing.llamacpp import LlamaCppSettings
+
+    serve = values["engine"] == "llama.cpp"
+    if (
+        not serve
+        and values["gguf_file"] is None
+        and values["ctx_size"] is None
+        and values["n_gpu_layers"] is None
+    ):
+        return None
+    split = None
+    if values["tensor_split"]:
+        try:
+            split = tuple(float(x) for x in str(values["tensor_split"]).split(","))
+        except ValueError:
+            raise UsageError(
+                f"--tensor-split must be numbers separated by commas, got {values['tensor_split']!r}"
+            ) from None
+    ctx = values["ctx_size"] if values["ctx_size"] is not None else values["context"]
+    settings = LlamaCppSettings(
+        n_ctx=ctx or None,
+        n_gpu_layers=values["n_gpu_layers"],
+        gpus=len(split) if split else (values["gpu_count"] or 1),
+        tensor_split=split,
+        flash_attn=values["flash_attn"],
+        type_k=values["cache_type_k"],
+        type_v=values["cache_type_v"],
+        n_batch=values["n_batch"],
+        n_ubatch=values["n_ubatch"],
+        n_seq=values["n_parallel"],
+    )
+    return GGUFQuery(settings=settings, pattern=values["gguf_file"], serve=serve)
+
+
 def _report(values: Mapping[str, Any]) -> ReportOptions:
-    return ReportOptions(values["revision"], values["token"], _workload(values), _hardware(values))
+    return ReportOptions(
+        values["revision"],
+        values["token"],
+        _workload(values),
+        _hardware(values),
+        _engine(values),
+        _gguf(values),
+    )
 
 
 #: ``--revision --token``, the workload and the hardware flags as ``opts``: a ReportOptions.
@@ -238,6 +373,8 @@ report_options: OptionGroup[ReportOptions] = OptionGroup(
         _TOKEN,
         *_WORKLOAD,
         *_HARDWARE,
+        *_ENGINE,
+        *_LLAMACPP,
     ],
     _report,
 )

@@ -86,7 +86,45 @@ def to_text(report: Report, *, color: bool = False) -> str:
         from hubfit.render.fit import fit_text
 
         lines += ["", *fit_text(report.fit, color=color).splitlines()]
+    if report.serving is not None:
+        lines += ["", *_serving_lines(report)]
+    if report.gguf_fit is not None or report.llamacpp is not None:
+        from hubfit.render.gguf import gguf_lines
+
+        lines += ["", *gguf_lines(report)]
     return "\n".join(lines) + "\n"
+
+
+def _serving_headline(report: Report) -> str:
+    """One line: "4x H100 with vLLM 0.19: starts, 709k KV tokens, 86x concurrency at 8,192"."""
+    s = report.serving
+    assert s is not None
+    count = s.tensor_parallel_size * s.pipeline_parallel_size
+    name = {"vllm": "vLLM", "sglang": "SGLang"}.get(s.engine, s.engine)
+    head = f"{count}x {s.gpu} with {name} {s.engine_version}"
+    if not s.starts:
+        return f"{head}: does not start"
+    return (
+        f"{head}: starts, {human_count(s.kv_cache_tokens)} KV tokens, "
+        f"{s.max_concurrency:g}x concurrency at {s.max_model_len:,}"
+    )
+
+
+def _serving_lines(report: Report) -> list[str]:
+    s = report.serving
+    assert s is not None
+    b = s.per_gpu_bytes
+    lines = [
+        f"Serving: {_serving_headline(report)} (revision {report.sha or report.revision})",
+        f"  per GPU: weights {gib(b.weights)}, activation peak {gib(b.activation_peak)}, "
+        f"non-torch {gib(b.non_torch)}, CUDA graphs {gib(b.cuda_graphs)}, KV cache {gib(b.kv_cache)}",
+        f"  max_model_len {s.max_model_len:,} at gpu_memory_utilization {s.gpu_memory_utilization:g}; "
+        f"longest that starts: {s.max_model_len_that_fits:,}",
+    ]
+    if s.error:
+        lines.append(f"  error: {s.error}")
+    lines += [f"  try: {line}" for line in s.suggestions]
+    return lines
 
 
 _MEMORY_HEADER = (
@@ -164,6 +202,26 @@ def _memory_text(memory: MemoryReport) -> list[str]:
     return lines + ["  " + note for note in _memory_notes(memory)]
 
 
+def _serving_markdown(report: Report) -> list[str]:
+    s = report.serving
+    assert s is not None
+    b = s.per_gpu_bytes
+    out = [f"**Serving:** {cell(_serving_headline(report))}", "", "| per GPU | GiB |", "|---|---:|"]
+    for label, value in (
+        ("weights", b.weights),
+        ("activation peak", b.activation_peak),
+        ("non-torch", b.non_torch),
+        ("CUDA graphs", b.cuda_graphs),
+        ("KV cache", b.kv_cache),
+    ):
+        out.append(f"| {label} | {value / GIB:.2f} |")
+    out += ["", f"- longest `--max-model-len` that starts: {s.max_model_len_that_fits:,}"]
+    if s.error:
+        out.append(f"- error: {cell(s.error)}")
+    out += [f"- try: {code(line)}" for line in s.suggestions]
+    return out
+
+
 def to_markdown(report: Report) -> str:
     """A Markdown summary; strings from the repository are escaped."""
     p, w = report.parameters, report.weights
@@ -193,6 +251,8 @@ def to_markdown(report: Report) -> str:
         from hubfit.render.fit import fit_markdown
 
         out += ["", fit_markdown(report.fit).rstrip("\n")]
+    if report.serving is not None:
+        out += ["", *_serving_markdown(report)]
     out.append("")
     out.append("Sizes: GB = 10^9 bytes, GiB = 2^30 bytes.")
     return "\n".join(out) + "\n"
