@@ -211,8 +211,7 @@ def planning_requests(hub, repos: list[str], kind: str) -> Counter:
         sha = main_sha(hub, repo_id)
         expected[("GET", f"/api/models/{repo_id}/revision/main")] += 1  # still the scanned commit?
         if kind == "card":
-            # the card at that commit, through huggingface_hub's cache (metadata, then the file)
-            expected[("HEAD", f"/{repo_id}/resolve/{sha}/README.md")] += 1
+            # the card at that commit, into huggingface_hub's cache (one GET: HubClient.read_file)
             expected[("GET", f"/{repo_id}/resolve/{sha}/README.md")] += 1
         expected[("GET", f"/api/models/{repo_id}/discussions")] += 1  # hubfit's pull request or discussion
     return expected
@@ -227,7 +226,7 @@ def test_apply_publishes_the_stored_report_without_reading_a_header(hub, store):
     assert [outcomes[r].action for r in repos] == ["open_pr"] * 3
     assert header_reads(hub) == []
     assert requests(hub) == planning_requests(hub, repos, "card")
-    assert len(hub.log) == 1 + 4 * 3
+    assert len(hub.log) == 1 + 3 * 3
 
     hub.reset_log()
     outcomes, _, _ = publish(store, result, "comment")
@@ -267,7 +266,7 @@ def test_cli_apply_on_a_cached_scan_costs_the_listing_and_the_planning(hub, tmp_
         assert f"{repo_id}: would open a pull request" in captured.out
     assert header_reads(hub) == []
     assert requests(hub) == planning_requests(hub, repos, "card") + Counter({("GET", "/api/models"): 1})
-    assert len(hub.log) == 1 + 1 + 4 * 2  # one listing page, whoami, 4 per repo
+    assert len(hub.log) == 1 + 1 + 3 * 2  # one listing page, whoami, 3 per repo
 
 
 def test_a_stored_report_of_another_schema_version_is_analysed_again(hub, store):
