@@ -45,6 +45,7 @@ from hubfit.errors import (
     RepoNotFoundError,
     RevisionNotFoundError,
 )
+from hubfit.formats.gguf import GGUFHeader
 from hubfit.formats.safetensors import SafetensorsHeader, decode_sharded, header_from_metadata, read_header
 
 __all__ = ["HubClient", "HubStats", "RepoFile", "RepoSnapshot"]
@@ -426,6 +427,15 @@ class HubClient:
                 return b"".join(chunks)[skip:want]
 
         return self.call(f"read {path} from {repo_id}", call, repo_id=repo_id, revision=sha)
+
+    def read_gguf_header(self, repo_id: str, path: str, sha: str, *, file_size: int) -> GGUFHeader:
+        """Read one GGUF header with ranged GETs (a few MiB first, more while parsing, 64 MiB at most)."""
+        from hubfit.formats.gguf import read_header as read_gguf
+
+        def read(start: int, end: int) -> bytes:
+            return self._range(repo_id, path, sha, start, end)
+
+        return read_gguf(read, filename=path, file_size=file_size)
 
     def read_header(
         self,

@@ -11,10 +11,12 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from hubfit.constants import FIRST_READ_BYTES, MAX_JSON_BYTES, MAX_WORKERS
 from hubfit.errors import HeaderError, LfsPointerError, NoWeightsError, UsageError
+from hubfit.formats.gguf import GGUFHeader
+from hubfit.formats.gguf import read_local_header as read_gguf_local
 from hubfit.formats.safetensors import SafetensorsHeader, read_local_header
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["HubSource", "LocalSource", "Source", "open_source"]
 
 Progress = Callable[[int, int], None]
+_T = TypeVar("_T")
 
 
 class Source(Protocol):
@@ -45,6 +48,10 @@ class Source(Protocol):
         self, paths: Sequence[str], *, index_path: str | None = None
     ) -> dict[str, SafetensorsHeader]:
         """Validated safetensors headers of ``paths`` (shards of ``index_path`` when given)."""
+        ...
+
+    def read_gguf_headers(self, paths: Sequence[str]) -> dict[str, GGUFHeader]:
+        """Validated GGUF headers of ``paths`` (header bytes only)."""
         ...
 
 
@@ -130,6 +137,17 @@ class HubSource:
 
         return _map(read, paths, self._progress)
 
+    def read_gguf_headers(self, paths: Sequence[str]) -> dict[str, GGUFHeader]:
+        """Validated GGUF headers of ``paths`` (ranged reads, concurrently)."""
+
+        def read(path: str) -> GGUFHeader:
+            size = self._files.get(path)
+            if size is None:
+                raise HeaderError(f"{path}: the Hub gave no size for it")
+            return self.client.read_gguf_header(self.repo_id, path, self.sha, file_size=size)
+
+        return _map_any(read, list(paths), self._progress)
+
 
 class LocalSource:
     """A model directory on disk; headers are read from the local files (only their first bytes).
@@ -182,6 +200,12 @@ class LocalSource:
     ) -> dict[str, SafetensorsHeader]:
         return _map(self._read_header, list(paths), self._progress)
 
+    def read_gguf_headers(self, paths: Sequence[str]) -> dict[str, GGUFHeader]:
+        """Validated GGUF headers of local files (only their header bytes are read)."""
+        return _map_any(
+            lambda p: read_gguf_local(str(self.root / p), filename=p), list(paths), self._progress
+        )
+
     def _read_header(self, path: str) -> SafetensorsHeader:
         try:
             return read_local_header(self.root / path, filename=path)
@@ -189,6 +213,17 @@ class LocalSource:
             if self.lfs is None:
                 raise
             return self.lfs.read_header(self.root / path, path)
+
+
+def _map_any(read: Callable[[str], _T], paths: list[str], progress: Progress | None) -> dict[str, _T]:
+    """Read GGUF headers concurrently, keeping the input order; the first error wins."""
+    out: dict[str, _T] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, len(paths)))) as pool:
+        for done, (path, header) in enumerate(zip(paths, pool.map(read, paths), strict=True), start=1):
+            out[path] = header
+            if progress:
+                progress(done, len(paths))
+    return out
 
 
 def _map(
