@@ -411,3 +411,46 @@ def test_colour_only_on_a_terminal_without_no_color(monkeypatch):
     monkeypatch.delenv("NO_COLOR")
     monkeypatch.setenv("TERM", "dumb")
     assert cli._use_colour() is False
+
+
+# ---- rules each tested alone (a mutation of one rule must fail a test) -----------------------------------
+def _config(**overrides: object) -> ModelConfig:
+    """Llama-2-70B's real config with one field changed (the change is the rule under test)."""
+    return ModelConfig({**real_config("meta-llama/Llama-2-70b-hf"), **overrides})
+
+
+def test_tp_kv_head_rule_alone():
+    """64 heads and 28,672-wide MLP divide by 4, but 6 KV heads neither divide by 4 nor 4 by them: refused.
+
+    With 8 KV heads (the real value) the same TP is accepted, so only the KV-head rule decides."""
+    assert valid_tp(_config(num_key_value_heads=8), 4)
+    assert not valid_tp(_config(num_key_value_heads=6), 4)
+    # tp above the KV heads is fine when it is a multiple of them (each rank replicates one head) ...
+    assert valid_tp(_config(num_key_value_heads=2), 8)
+    # ... and refused when it is not (48 heads divide by 8; 8 is not a multiple of 6 KV heads)
+    assert not valid_tp(_config(num_key_value_heads=6, num_attention_heads=48), 8)
+
+
+def test_tp_intermediate_size_rule_alone():
+    """Heads (64) and KV heads (8) divide by 8; an MLP of 28,676 does not: refused; 28,672 (real): accepted."""
+    assert valid_tp(_config(), 8)
+    assert not valid_tp(_config(intermediate_size=28676), 8)
+    assert valid_tp(_config(intermediate_size=28676), 4)  # 28,676 = 4 x 7,169
+
+
+def test_decode_tokens_per_s_divides_the_weights_over_tp(llama70):
+    """At TP 2 each GPU reads half the weights (and its rank's KV cache) per token: about twice TP 1's rate.
+
+    A fixed count of 2 RTX 6000 Ada (48 GiB each) holds int4 Llama-2-70B at 4k tokens as TP 2."""
+    fit = evaluate(
+        llama70, Workload(context=4096, precisions=("int4",)), HardwareQuery(gpus=("RTX 6000 Ada",), count=2)
+    )
+    row = fit.fit_for("RTX 6000 Ada", "int4")
+    assert row.fits and row.layout == Layout(2, 1)
+    gpu = find_gpu("RTX 6000 Ada")
+    weights = memory.weights_bytes(llama70, "int4")
+    read = math.ceil(weights / 2) + kv.kv_cache_bytes_per_gpu(llama70.main.config, 4096, 1, "fp16", 2)
+    assert row.decode_tokens_per_s == round(gpu.bandwidth_bytes_per_s / read, 2)
+    # not the single-GPU read: a rule that ignores TP would give about half this rate
+    single = weights + kv.kv_cache_bytes(llama70.main.config, 4096, 1, "fp16")
+    assert row.decode_tokens_per_s > 1.9 * gpu.bandwidth_bytes_per_s / single

@@ -263,3 +263,17 @@ def test_cli_memory_flags() -> None:
     assert [e["precision"] for e in doc["estimates"]] == ["Q4_K"]
     bad = hubfit(*model, "--batch", "0")
     assert bad.returncode == 2 and bad.stderr.startswith("hubfit: error: --batch must be at least 1")
+
+
+def test_cuda_context_is_the_documented_half_gib_within_its_cited_measurements(llama70: Model) -> None:
+    """The fixed part of the overhead, checked against its sources rather than against the data file.
+
+    data/precisions.yaml documents 0.5 GiB per GPU: about 300 MB of CUDA context with lazy loading
+    (pytorch/pytorch#107667; 300-700 MB in #28113) plus kernels and workspaces, inside the 0.13-0.55 GiB of
+    non-torch memory vLLM measured per H100 (llm-d empirical results, shared/research/estimators.md 2.11).
+    """
+    fixed = memory.overhead_parts(llama70, 0, memory.Workload(context=0)).fixed
+    assert fixed == 512 * 2**20
+    assert 300e6 <= fixed <= 0.55 * 2**30
+    # on every GPU of a tensor-parallel layout, not split
+    assert memory.overhead_parts(llama70, 0, memory.Workload(context=0), tp=8).fixed == fixed
