@@ -352,11 +352,11 @@ def main() -> None:
             "recorded errors | rows | duplicates | repos re-read |"
         )
         say("|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|")
-        import hubfit.source.hub
+        from hubfit import constants
 
-        default_attempts = hubfit.source.hub.RETRY_ATTEMPTS
+        default_attempts = constants.RETRY_ATTEMPTS
         for attempts in (default_attempts, 2):
-            hubfit.source.hub.RETRY_ATTEMPTS = attempts
+            constants.RETRY_ATTEMPTS = attempts  # hubfit._http reads its policy from hubfit.constants
             db = work / f"faults-{attempts}.sqlite"
             cold_cache()
             control(url, "/__bench/faults?rate=0.05&seed=7", "POST")
@@ -364,7 +364,7 @@ def main() -> None:
             faulty, faulty_wall, faulty_rows = scan(db)
             faulty_stats = control(url, "/__bench/stats")
             control(url, "/__bench/faults?rate=0", "POST")
-            hubfit.source.hub.RETRY_ATTEMPTS = default_attempts
+            constants.RETRY_ATTEMPTS = default_attempts
             control(url, "/__bench/reset", "POST")
             healed, healed_wall, healed_rows = scan(db)
             healed_stats = control(url, "/__bench/stats?repos=1")

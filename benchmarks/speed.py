@@ -6,9 +6,9 @@ process (benchmarks/_hub_process.py) with the latency injected before every answ
 the process's own CPU time (user + system, from the child's rusage), and the requests and bytes the server
 saw. The median of `--repeat` runs is shown.
 
-Then the sizing stage alone (memory table and GPU fit on the default GPU set) on a Llama-3.1-8B-shaped model
-with 1x, 10x and 100x its decoder layers: the cost follows the number of distinct tensor shapes and roles, not
-the number of tensors. And the start-up figures: `hubfit --help` and the README's quick start.
+Then the sizing stage alone (tensor grouping, memory table and GPU fit on the default GPU set) on a
+Qwen3-30B-A3B-shaped model with 1x, 10x and 100x the tensors per layer (8, 80, 800 experts): the cost follows the
+number of distinct tensor shapes and roles, not the number of tensors. And the start-up figures: `hubfit --help` and the README's quick start.
 
     python -m pip install -e ".[bench]"          # hf-mem, in the benchmark's environment only
     python benchmarks/speed.py [--repeat 3] [--out benchmarks/results/speed.md]
@@ -128,10 +128,14 @@ def compare(latency_ms: float, repeat: int, with_hf_mem: bool) -> list[dict[str,
 
 
 def sizing_scaling() -> list[tuple[int, int, int, float]]:
-    """(layers, tensors, tensor groups, seconds) of the sizing stage for 1x, 10x and 100x the layers."""
+    """(experts per layer, tensors, tensor groups, seconds) of the sizing stage for 1x, 10x, 100x the tensors.
+
+    Qwen3-30B-A3B's shape (48 layers) with 8, 80 and 800 routed experts per layer: each layer holds 10x, then
+    100x the tensors; their shapes and roles do not change, so neither do the groups the engine sizes.
+    """
     from fixtures.build import header
     from fixtures.catalog import real_config
-    from fixtures.families import llama_tensors
+    from fixtures.families import qwen3_moe_tensors
     from hubfit.fit.planner import HardwareQuery, evaluate
     from hubfit.formats.safetensors import validate_header
     from hubfit.model.component import Model, component_from_headers
@@ -139,29 +143,21 @@ def sizing_scaling() -> list[tuple[int, int, int, float]]:
     from hubfit.sizing.engine import TensorGroups
     from hubfit.sizing.memory import Workload, estimate
 
-    base = real_config("meta-llama/Llama-3.1-8B")
+    base = real_config("Qwen/Qwen3-30B-A3B")
     out = []
-    for factor in (1, 10, 100):
-        raw = {**base, "num_hidden_layers": 32 * factor}
+    for experts in (8, 80, 800):
+        raw = {**base, "num_experts": experts}
         info = validate_header(
-            header(llama_tensors(raw, dtype="BF16")), filename="model.safetensors", length=0
+            header(qwen3_moe_tensors(raw, dtype="BF16")), filename="model.safetensors", length=0
         )
-        model = Model(
-            "bench/llama", "main", None, "local", [component_from_headers([info], ModelConfig(raw))]
-        )
+        model = Model("bench/moe", "main", None, "local", [component_from_headers([info], ModelConfig(raw))])
         start = time.perf_counter()
         groups = TensorGroups.of(model)
         estimate(model, Workload(), groups=groups)
         evaluate(model, Workload(), HardwareQuery(), groups=groups)
         seconds = time.perf_counter() - start
-        out.append(
-            (
-                32 * factor,
-                len(model.tensors),
-                len(groups.samples) + len(groups.head) + len(groups.first),
-                seconds,
-            )
-        )
+        count = len(groups.samples) + len(groups.head) + len(groups.first)
+        out.append((experts, len(model.tensors), count, seconds))
     return out
 
 
@@ -207,9 +203,10 @@ def render(
         )
     lines += [
         "",
-        "Sizing stage alone (memory table + GPU fit, default GPU set) on Llama-3.1-8B's shape with more layers:",
+        "Sizing stage alone (tensor grouping, memory table and GPU fit on the default GPU set) on Qwen3-30B-A3B's "
+        "shape with 10x and 100x the experts per layer:",
         "",
-        "| decoder layers | tensors | tensor groups | seconds |",
+        "| experts per layer | tensors | tensor groups | seconds |",
         "|---:|---:|---:|---:|",
     ]
     lines += [
