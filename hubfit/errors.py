@@ -18,12 +18,17 @@ Exit codes (documented in the README):
  9    publishing failed
 10    conflict: the repository changed while hubfit wrote
 11    discussions are disabled on the repository
+12    config.json holds a value no model can have, or contradicts the checkpoint's tensors
+13    the scan cache cannot be used: corrupted, locked, read-only or on a full disk
 ====  =======================================================
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "CacheError",
+    "ConfigError",
+    "ConfigMismatchError",
     "ConflictError",
     "DiscussionsDisabledError",
     "GatedRepoError",
@@ -130,3 +135,26 @@ class DiscussionsDisabledError(PublishError):
     """The repository's owner has disabled discussions and pull requests."""
 
     exit_code = 11
+
+
+class ConfigError(HubfitError):
+    """``config.json`` holds a value no model can have (a type, a range or a relation between fields broken).
+
+    The message names the file, the field, the value and the rule; nothing is sized from such a config.
+    """
+
+    exit_code = 12
+
+
+class ConfigMismatchError(ConfigError):
+    """The checkpoint's tensors contradict ``config.json`` (a projection width, the vocabulary rows, the
+    experts): the model cannot load as configured. The message names the tensor and the field."""
+
+
+class CacheError(HubfitError):
+    """The scan's SQLite cache cannot be read or written (corrupted, locked, read-only, disk full).
+
+    Results committed before the failure are kept; the same command resumes once the cause is fixed.
+    """
+
+    exit_code = 13

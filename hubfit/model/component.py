@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hubfit.formats.safetensors import SafetensorsHeader
-from hubfit.model.config import ModelConfig
+from hubfit.model.checkpoint import check_checkpoint
+from hubfit.model.config import ModelConfig, validate_quantization
 from hubfit.model.params import LogicalTensor, active_parameters, inventory
 from hubfit.model.quant import QuantFormat
 
@@ -109,6 +110,7 @@ class Component:
     quantization: Quantization | None = None
     files: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,11 @@ class Model:
         """Every tensor of every component."""
         return [t for c in self.components for t in c.tensors]
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the model stage found doubtful and how it decided (config against checkpoint), per component."""
+        return [w for c in self.components for w in c.warnings]
+
 
 def component_from_headers(
     headers: list[SafetensorsHeader],
@@ -175,8 +182,24 @@ def component_from_headers(
     files: list[str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Component:
-    """A :class:`Component` from validated headers: tensor inventory, counts, quantization."""
+    """A :class:`Component` from validated headers: tensor inventory, counts, quantization.
+
+    This is the model stage's one door: every source (Hub, local directory, Git LFS, scan, Action) builds its
+    components here, so the config is validated here, once, before anything is counted or sized
+    (:meth:`ModelConfig.validate`), and the tensors are compared with it
+    (:func:`hubfit.model.checkpoint.check_checkpoint`).
+
+    Raises:
+        ConfigError: the config holds a value no model can have.
+        ConfigMismatchError: the tensors contradict the config.
+    """
+    path = f"{name}/config.json" if name else "config.json"
+    if config is not None:
+        config.validate(path)
+    if quant is not None:
+        validate_quantization(quant.config, f"{path}: quantization settings")
     tensors = inventory(headers, component=name, config=config, quant=quant)
+    config, warnings = check_checkpoint(tensors, config, path=path)
     quantization = None
     if quant is not None:
         method = quant.method or str(quant.config.get("quant_method", "unknown"))
@@ -191,6 +214,7 @@ def component_from_headers(
         quantization=quantization,
         files=list(files or [h.filename for h in headers]),
         extra=dict(extra or {}),
+        warnings=warnings,
     )
 
 
