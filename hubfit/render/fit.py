@@ -38,6 +38,11 @@ def _colour_of(row: Fit, detail: FitDetail) -> str:
     return "green" if row.count == 1 else "yellow"
 
 
+def _at(context: int) -> str:
+    """Where a best-bpw line was sized: at a context, or for the weights alone."""
+    return f"at {context:,} tokens" if context else "for the weights only, no KV cache"
+
+
 def sized_for(fit: FitReport) -> str:
     """What the fits were sized for, in a phrase."""
     settings = fit.fit_settings
@@ -96,7 +101,7 @@ def fit_text(fit: FitReport, *, color: bool = False) -> str:
         gguf = (
             f"GGUF {best.gguf_type} ({fit.gguf_types[best.gguf_type]:g} bpw)" if best.gguf_type else "GGUF -"
         )
-        lines.append(f"  best on {best.count}x {best.gpu} at {best.context:,} tokens: {exl2}, {gguf}")
+        lines.append(f"  best on {best.count}x {best.gpu} {_at(best.context)}: {exl2}, {gguf}")
     lines.append(
         "  Nx devices | ngl k/L: llama.cpp offloads k of L layers | wired+: raise iogpu.wired_limit_mb | -: no fit"
     )
@@ -125,5 +130,6 @@ def fit_markdown(fit: FitReport) -> str:
         for b in bests:
             exl2 = f"{b.bpw:.2f}" if b.bpw is not None else "—"
             gguf = f"{b.gguf_type} ({fit.gguf_types[b.gguf_type]:g} bpw)" if b.gguf_type else "—"
-            out.append(f"| {b.count}× {b.gpu} | {b.context:,} | {exl2} | {gguf} |")
+            context = f"{b.context:,}" if b.context else "weights only"
+            out.append(f"| {b.count}× {b.gpu} | {context} | {exl2} | {gguf} |")
     return "\n".join(out) + "\n"

@@ -177,7 +177,28 @@ def _memory_notes(memory: MemoryReport) -> list[str]:
             f" + logits {human_bytes(parts.logits)} + allocator slack {human_bytes(parts.slack)}"
         )
     notes += [describe(p) for p in memory.precisions if p.family != "float"]
+    notes += _effective_bits_notes(memory)
     return notes
+
+
+def _effective_bits_notes(memory: MemoryReport) -> list[str]:
+    """One short note when quantized rows are far (over 2 bits) from their format's bits per weight over the
+    whole model: the tensors the format keeps at higher precision are then a large share of the model."""
+    rules = {rule.name: rule for rule in memory.precisions}
+    far = [
+        (row, rule)
+        for row in memory.estimates
+        if (rule := rules.get(row.precision)) is not None
+        and rule.family not in ("float", "stored")
+        and abs(row.bits_per_weight - rule.bits) > 2
+    ]
+    if not far:
+        return []
+    rows = ", ".join(f"{row.precision} {row.bits_per_weight:g} (not {rule.bits:g})" for row, rule in far)
+    return [
+        f"Bits per weight over the whole model: {rows}: the tensors a format keeps at higher precision "
+        "(embeddings, output head, norms) are a large share of this model"
+    ]
 
 
 def describe(rule: PrecisionRule) -> str:

@@ -253,6 +253,8 @@ class HubClient:
         if isinstance(exc, EntryNotFoundError):
             return RepoNotFoundError(f"cannot {what}: file not found in {repo_id}")
         status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status == 404:
+            return RepoNotFoundError(f"cannot {what}: not found on the Hub (HTTP 404)")
         return NetworkError(f"cannot {what}: the Hub answered HTTP {status}")
 
     # ---- calls ----------------------------------------------------------------------------------------

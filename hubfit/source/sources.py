@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from hubfit.constants import FIRST_READ_BYTES, MAX_JSON_BYTES, MAX_WORKERS
-from hubfit.errors import HeaderError, LfsPointerError, NoWeightsError, UsageError
+from hubfit.errors import HeaderError, LfsPointerError, NoWeightsError, RepoNotFoundError, UsageError
 from hubfit.formats.gguf import GGUFHeader
 from hubfit.formats.gguf import read_local_header as read_gguf_local
 from hubfit.formats.safetensors import SafetensorsHeader, read_local_header
@@ -265,4 +265,10 @@ def open_source(
         from hubfit.source.hub import HubClient
 
         client = HubClient(token=token)
-    return HubSource(model, revision, client=client, progress=progress)
+    try:
+        return HubSource(model, revision, client=client, progress=progress)
+    except RepoNotFoundError as exc:
+        if "/" in model:
+            raise
+        # A name without a slash may be a legacy Hub id (gpt2) or a mistyped directory: say both were tried.
+        raise type(exc)(f"{model} is neither a local directory nor a repository on the Hub ({exc})") from None

@@ -1,0 +1,72 @@
+"""Rows a user must not misread (issue 15's "rows that cannot be true"), asserting the text a user reads.
+
+- a name that is neither a directory nor a Hub repository says both were tried;
+- a fit sized for the weights alone says so instead of "at 0 tokens";
+- a quantized row whose bits per weight over the model are far from the format's own says why.
+
+The tiny example model (examples/, 4,111,696 parameters, nearly all in the 128,256 x 16 embedding and output
+head) keeps int8 and int4 near 16 bits per weight: its linear layers are a sliver of the model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import hubfit
+from fixtures.catalog import TOKEN_GRANTED
+from hubfit.errors import RepoNotFoundError
+from hubfit.fit.planner import HardwareQuery
+from hubfit.render.fit import fit_markdown, fit_text
+from hubfit.render.report import to_markdown, to_text
+from hubfit.sizing.memory import Workload
+
+EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "tiny-random-Llama3ForCausalLM")
+
+
+@pytest.mark.usefixtures("fake_hub")
+def test_a_name_that_is_neither_a_directory_nor_a_repo_says_so() -> None:
+    with pytest.raises(
+        RepoNotFoundError, match=r"^no-such-dir is neither a local directory nor a repository"
+    ):
+        hubfit.analyze("no-such-dir")
+
+
+@pytest.mark.usefixtures("fake_hub")
+def test_an_owner_name_id_keeps_the_repository_message() -> None:
+    with pytest.raises(RepoNotFoundError, match=r"^repository no-such-org/no-such-model not found"):
+        hubfit.analyze("no-such-org/no-such-model")
+
+
+@pytest.mark.usefixtures("fake_hub")
+def test_weights_only_best_bpw_does_not_say_zero_tokens() -> None:
+    report = hubfit.analyze(
+        "meta-llama/Llama-2-70b-hf",
+        token=TOKEN_GRANTED,
+        workload=Workload(context=0, precisions=("int4",)),
+        hardware=HardwareQuery(gpus=("RTX 4090",)),
+    )
+    assert report.fit is not None
+    text = fit_text(report.fit)
+    assert "at 0 tokens" not in text
+    assert "best on 1x RTX 4090 for the weights only, no KV cache: EXL2 2.85 bpw" in text
+    assert "| 1× RTX 4090 | weights only |" in fit_markdown(report.fit)
+
+
+def test_far_effective_bits_per_weight_are_explained_once() -> None:
+    report = hubfit.analyze(EXAMPLE, workload=Workload(), hardware=None)
+    text = to_text(report)
+    note = [line for line in text.splitlines() if "Bits per weight over the whole model" in line]
+    assert len(note) == 1
+    assert "int8 15.986 (not 8), int4 15.979 (not 4.15625)" in note[0]
+    assert "Bits per weight over the whole model: int8 15.986" in to_markdown(report)
+
+
+@pytest.mark.usefixtures("fake_hub")
+def test_no_note_when_the_rows_are_near_their_formats() -> None:
+    """Llama-2-70B's int4 row is 4.247 bits per weight: near 4.156, nothing to explain."""
+    report = hubfit.analyze(
+        "meta-llama/Llama-2-70b-hf", token=TOKEN_GRANTED, workload=Workload(precisions=("int4",))
+    )
+    assert "Bits per weight over the whole model" not in to_text(report)
