@@ -229,7 +229,7 @@ def analyze_gguf(
         memory_bytes = [named[0].memory_bytes] * count if named else []
         best = fit.rows[0].files if fit.rows else models[0]
         serving = llamacpp_serving([headers[p] for p in best], settings, memory_bytes)
-    first = grouped[0]
+    first = [headers[p] for p in fit.rows[0].files]  # the largest model sets the report's counts
     arch = first[0].arch.architecture or None
     params = sum(h.params for h in first)
     by_type: dict[str, int] = {}

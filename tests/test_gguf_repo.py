@@ -1,0 +1,118 @@
+"""GGUF repositories on the fake Hub: every quant file sized from its header, the best per GPU, llama.cpp's
+buffers (`hubfit REPO`, `--file`, `--engine llama.cpp`); the fixture repo is fixtures/gguf_build.py's
+bartowski/Meta-Llama-3.1-8B-Instruct-GGUF layout (five single-file quants and an F16 split in two)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from fixtures.gguf_build import LLAMA31_GGUF, add_gguf_repo
+from hubfit.cli.commands import cli as main
+from hubfit.fit.gguf import discover
+from hubfit.report import Report, json_schema
+
+
+@pytest.fixture
+def gguf_hub(hub: Any) -> Any:
+    if LLAMA31_GGUF not in hub.repos:
+        add_gguf_repo(hub)
+    return hub
+
+
+def _run(*args: str) -> Any:
+    result = CliRunner().invoke(main, ["analyze", *args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_discovery_groups_splits_and_sets_projectors_aside() -> None:
+    files = {
+        "Q4_K_M/model-Q4_K_M.gguf": 1,
+        "model-Q8_0-00001-of-00002.gguf": 1,
+        "model-Q8_0-00002-of-00002.gguf": 1,
+        "mmproj-model-f16.gguf": 1,
+        "README.md": 1,
+    }
+    models, mmproj = discover(files)
+    assert models == [
+        ["Q4_K_M/model-Q4_K_M.gguf"],
+        ["model-Q8_0-00001-of-00002.gguf", "model-Q8_0-00002-of-00002.gguf"],
+    ]
+    assert mmproj == ["mmproj-model-f16.gguf"]
+    assert discover(files, "*Q8_0*")[0] == [
+        ["model-Q8_0-00001-of-00002.gguf", "model-Q8_0-00002-of-00002.gguf"]
+    ]
+
+
+def test_json_contract(gguf_hub: Any) -> None:
+    doc = json.loads(_run(LLAMA31_GGUF, "--json", "--gpu-memory", "8GB", "--ctx-size", "8192").output)
+    jsonschema.validate(doc, json_schema())
+    assert Report.from_dict(doc).to_dict() == doc
+    files = {f["path"]: f for f in doc["gguf_files"]}
+    assert len(files) == 7
+    q4 = files["Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"]
+    assert set(q4) == {
+        "path",
+        "size",
+        "data_offset",
+        "params",
+        "tensor_bytes",
+        "bpw",
+        "types",
+        "bytes_by_type",
+        "split",
+    }
+    assert q4["types"] == {"q4_K": 193, "f32": 66, "q6_K": 33} and q4["params"] == 8030261312
+    assert q4["split"] is None
+    split = files["Meta-Llama-3.1-8B-Instruct-f16/Meta-Llama-3.1-8B-Instruct-f16-00002-of-00002.gguf"]
+    assert split["split"] == {"index": 1, "count": 2}
+    fit = doc["gguf_fit"]
+    rows = {r["name"]: r for r in fit["rows"]}
+    assert rows["F16"]["files"][1].endswith("-00002-of-00002.gguf") and rows["F16"]["params"] == 8030261312
+    # an 8 GB card: Q5_K_M and smaller fit fully offloaded at 8k (Q6_K: 6.6 GB + 1 GiB KV + buffers does not)
+    assert fit["best"] == {next(iter(fit["best"])): "Q5_K_M"}
+    assert 0 < rows["Q8_0"]["max_gpu_layers"] < 33 and rows["Q4_K_M"]["max_gpu_layers"] == 33
+    assert "serving" not in doc
+
+
+def test_engine_llama_cpp_serving(gguf_hub: Any) -> None:
+    doc = json.loads(
+        _run(
+            LLAMA31_GGUF,
+            "--json",
+            "--engine",
+            "llama.cpp",
+            "--file",
+            "Q4_K_M",
+            "--gpu",
+            "RTX 4090",
+            "--ctx-size",
+            "8192",
+        ).output
+    )
+    s = doc["serving"]
+    assert s["engine"] == "llama.cpp" and s["file"] == "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"
+    assert (s["n_ctx"], s["n_gpu_layers"], s["fits"]) == (8192, 33, True)
+    assert s["buffers_mib"]["kv"] == {"GPU0": 1024.0}
+    assert set(s["buffers_mib"]["model"]) == {"CPU", "GPU0"}
+    assert [f["path"] for f in doc["gguf_files"]] == ["Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"]
+    jsonschema.validate(doc, json_schema())
+    assert Report.from_dict(doc).to_dict() == doc
+
+
+def test_text_table(gguf_hub: Any) -> None:
+    out = _run(LLAMA31_GGUF, "--gpu", "RTX 4090", "--ngl", "20", "--ctx-size", "32768").output
+    assert "GGUF files under llama.cpp (n_ctx 32,768" in out
+    assert "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf" in out and "-ngl on" in out
+    assert "Best file per GPU:" in out
+
+
+def test_no_matching_file(gguf_hub: Any) -> None:
+    result = CliRunner().invoke(main, ["analyze", LLAMA31_GGUF, "--file", "Q3_K_XL"])
+    assert result.exit_code != 0
+    assert "no GGUF files matching 'Q3_K_XL'" in str(result.exception) + result.output
