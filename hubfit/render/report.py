@@ -196,7 +196,7 @@ def _effective_bits_notes(memory: MemoryReport) -> list[str]:
         return []
     rows = ", ".join(f"{row.precision} {row.bits_per_weight:g} (not {rule.bits:g})" for row, rule in far)
     return [
-        f"Bits per weight over the whole model: {rows}: the tensors a format keeps at higher precision "
+        f"Bits per weight over the whole model: {rows}: the tensors a format stores at other bits "
         "(embeddings, output head, norms) are a large share of this model"
     ]
 

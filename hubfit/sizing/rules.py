@@ -190,13 +190,18 @@ def _precision(name: str) -> Precision:
         except ValueError:
             raise UsageError(f"unknown precision {name!r}") from None
         fam = data["families"]["exl2"]
+        roles = frozenset(fam["quantized_roles"])
+        head_bits: int | None = int(fam["lm_head_bits"])
+        if head_bits is not None and bits > head_bits:
+            # Above the head's own default (6 bits) the head is not lowered: it takes the row's bits.
+            roles, head_bits = roles | {"lm_head"}, None
         return Precision(
             f"{float(bits):g}bpw",
             "exl2",
             bits,
-            frozenset(fam["quantized_roles"]),
+            roles,
             int(fam["kept_bits"]),
-            int(fam["lm_head_bits"]),
+            head_bits,
             "an average bits per weight over the decoder's linear layers, as ExLlamaV2 EXL2 mixes",
             " ".join(str(fam["source"]).split()),
         )
