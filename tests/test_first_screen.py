@@ -70,3 +70,22 @@ def test_no_note_when_the_rows_are_near_their_formats() -> None:
         "meta-llama/Llama-2-70b-hf", token=TOKEN_GRANTED, workload=Workload(precisions=("int4",))
     )
     assert "Bits per weight over the whole model" not in to_text(report)
+
+
+def test_a_bpw_above_the_heads_six_bits_does_not_lower_the_head() -> None:
+    """ExLlamaV2 keeps the output head at 6 bits by default; a 32 bpw row must not put it below the rest."""
+    report = hubfit.analyze(EXAMPLE, workload=Workload(precisions=("bf16",), bpw=(4.0, 32.0)))
+    text = to_text(report)
+    assert "32bpw: lm_head, linear, expert weights at 32 bits;" in text
+    assert (
+        "lm_head at 6 bits"
+        not in [line for line in text.splitlines() if line.strip().startswith("32bpw:")][0]
+    )
+    assert "4bpw: linear, expert weights at 4 bits; lm_head at 6 bits;" in text
+    from hubfit.sizing import memory
+
+    model = hubfit.load_model(EXAMPLE)
+    head = next(t for t in model.tensors if t.role == "lm_head")
+    # the head's bytes at 32 bits, not 6
+    assert memory.precision(32.0).tensor_bytes(head) == head.parameters * 4
+    assert memory.precision(4.0).tensor_bytes(head) == head.parameters * 6 // 8
