@@ -34,7 +34,7 @@ from hubfit.sizing.vllm import Serving
 __all__ = ["SCHEMA_VERSION", "ComponentSummary", "Report", "json_schema", "write_schema"]
 
 #: Version of the document's shape within the ``hubfit/1`` family; raised on every change of a field.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,8 @@ class Report:
         fit: the fit section, when a hardware question was asked.
         serving: a serving engine's view (``--engine vllm`` with one GPU): per-GPU bytes as the engine
             allocates them, KV tokens, concurrency, whether it starts (``None``: not asked; absent from JSON).
+        warnings: what the model stage found doubtful and how it decided, one line each (``config.json``
+            disagreeing with the checkpoint's layer count: the checkpoint's count is sized); empty when none.
         hubfit_version, schema, schema_version: what wrote the document.
     """
 
@@ -100,6 +102,7 @@ class Report:
     gguf_files: list[GGUFFile] | None = None
     gguf_fit: GGUFFit | None = None
     llamacpp: LlamaCppServing | None = None
+    warnings: list[str] = field(default_factory=list)
     hubfit_version: str = __version__
     schema: str = JSON_SCHEMA
     schema_version: int = SCHEMA_VERSION
@@ -143,6 +146,7 @@ class Report:
             memory=memory,
             fit=fit,
             serving=serving,
+            warnings=list(model.warnings),
         )
 
     @property

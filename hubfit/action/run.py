@@ -59,6 +59,8 @@ def run(env: Mapping[str, str]) -> int:
 
     hub_client = HubClient(token=inputs.hf_token)
     head = analyse_head(inputs, ctx, hub_client)
+    for warning in head.report.warnings:
+        log(f"::warning title=hubfit::{warning}")
     base: Analysis | None = None
     base_error: str | None = None
     if ctx.pull_request is not None and model_directory(inputs, ctx) is not None:

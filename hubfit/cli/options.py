@@ -216,10 +216,14 @@ class ReportOptions:
     def analyze(
         self, model: str, *, client: HubClient | None = None, progress: Progress | None = None
     ) -> Report:
-        """The report of ``model`` (a Hub repo id or a local directory): :func:`hubfit.pipeline.analyze`."""
+        """The report of ``model`` (a Hub repo id or a local directory): :func:`hubfit.pipeline.analyze`.
+
+        The report's warnings (config.json against the checkpoint) go to stderr, one ``hubfit: warning:`` line
+        each, whatever the output format.
+        """
         from hubfit.pipeline import analyze
 
-        return analyze(
+        report = analyze(
             model,
             revision=self.revision,
             token=self.token,
@@ -230,6 +234,9 @@ class ReportOptions:
             engine=self.engine,
             gguf=self.gguf,
         )
+        for warning in report.warnings:
+            click.echo(f"hubfit: warning: {warning}", err=True)
+        return report
 
 
 # ---- serving engine (issue 17): the engine's own flag names ------------------------------------------------

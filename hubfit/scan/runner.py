@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from hubfit.errors import HeaderError, HubfitError, NoWeightsError, UsageError
+from hubfit.errors import ConfigError, HeaderError, HubfitError, NoWeightsError, UsageError
 from hubfit.scan.options import (
     DEFAULT_CONCURRENCY,
     ScanOptions,
@@ -67,7 +67,7 @@ __all__ = [
 LISTING_EXPAND: tuple[ExpandModelProperty_T, ...] = ("sha", "siblings", "gated", "private", "lastModified")
 
 #: Failures the same commit would reproduce: recorded as the result for that sha, not retried next run.
-PERMANENT_ERRORS: tuple[type[HubfitError], ...] = (NoWeightsError, HeaderError)
+PERMANENT_ERRORS: tuple[type[HubfitError], ...] = (NoWeightsError, HeaderError, ConfigError)
 
 
 @dataclass
