@@ -29,12 +29,13 @@ from hubfit.fit.gguf import GGUFFile, GGUFFit, LlamaCppServing
 from hubfit.fit.planner import FitReport
 from hubfit.model.component import Model, ParameterSummary, Quantization, WeightSummary
 from hubfit.sizing.memory import MemoryReport
+from hubfit.sizing.training import Training
 from hubfit.sizing.vllm import Serving
 
 __all__ = ["SCHEMA_VERSION", "ComponentSummary", "Report", "json_schema", "write_schema"]
 
 #: Version of the document's shape within the ``hubfit/1`` family; raised on every change of a field.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class Report:
         fit: the fit section, when a hardware question was asked.
         serving: a serving engine's view (``--engine vllm`` with one GPU): per-GPU bytes as the engine
             allocates them, KV tokens, concurrency, whether it starts (``None``: not asked; absent from JSON).
+        training: a fine-tuning run's view (``--finetune`` with one GPU): per-GPU bytes term by term, the peaks
+            torch and nvidia-smi would show, whether it fits (``None``: not asked; absent from JSON).
         warnings: what the model stage found doubtful and how it decided, one line each (``config.json``
             disagreeing with the checkpoint's layer count: the checkpoint's count is sized); empty when none.
         hubfit_version, schema, schema_version: what wrote the document.
@@ -102,6 +105,7 @@ class Report:
     gguf_files: list[GGUFFile] | None = None
     gguf_fit: GGUFFit | None = None
     llamacpp: LlamaCppServing | None = None
+    training: Training | None = None
     warnings: list[str] = field(default_factory=list)
     hubfit_version: str = __version__
     schema: str = JSON_SCHEMA
@@ -164,6 +168,8 @@ class Report:
         memory, fit = data.pop("memory"), data.pop("fit")
         if data.get("serving") is None:
             data.pop("serving", None)
+        if data.get("training") is None:
+            data.pop("training", None)
         # GGUF repos only: the files, their table, and llama.cpp's buffers (``serving`` with engine llama.cpp).
         for key in ("gguf_files", "gguf_fit"):
             if data.get(key) is None:

@@ -154,3 +154,35 @@ def test_settings_are_checked() -> None:
         TrainSettings(batch_size=0)
     with pytest.raises(UsageError):
         TrainSettings(sharding="tp")
+
+
+def test_cli_json_training_contract(fake_hub: object) -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from hubfit.report import Report
+
+    hubfit = str(Path(sys.executable).parent / "hubfit")
+    args = [hubfit, "analyze", "Qwen/Qwen2.5-0.5B", "--finetune", "qlora", "--lora-rank", "8", "--gpu", "RTX 4090",
+            "--precision", "bf16-true", "--batch-size", "2", "--seq-len", "1024"]  # fmt: skip
+    doc = json.loads(subprocess.run([*args, "--json"], capture_output=True, text=True, check=True).stdout)
+    training = doc["training"]
+    assert list(training) == [
+        "method", "lora_rank", "trainable_params", "optimizer", "precision", "batch_size", "seq_len",
+        "grad_checkpointing", "gpus", "sharding", "per_gpu_bytes", "peak_allocated_bytes", "peak_reserved_bytes",
+        "device_bytes", "fits", "max_batch_size", "max_seq_len", "suggestions",
+    ]  # fmt: skip
+    assert list(training["per_gpu_bytes"]) == [
+        "weights", "trainable_weights", "gradients", "optimizer_states", "master_weights", "activations", "logits",
+        "cuda_context",
+    ]  # fmt: skip
+    assert training["method"] == "qlora" and training["lora_rank"] == 8 and training["batch_size"] == 2
+    assert training["precision"] == "bf16-true" and training["fits"] is True and training["sharding"] is None
+    assert json.loads(json.dumps(Report.from_dict(doc).to_dict())) == doc
+    # without --finetune the document has no training object
+    plain = subprocess.run([hubfit, "analyze", "Qwen/Qwen2.5-0.5B", "--json"], capture_output=True, text=True)
+    assert "training" not in json.loads(plain.stdout)
+    text = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    assert "Fine-tuning: QLoRA r8 fits 1 GPU at 1,024 tokens, batch 2" in text

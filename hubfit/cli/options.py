@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from hubfit.report import Report
     from hubfit.scan.runner import ScanOptions, ScanQuery
     from hubfit.sizing import Workload
+    from hubfit.sizing.training import TrainSettings
     from hubfit.sizing.vllm import ServeSettings
     from hubfit.source.hub import HubClient
     from hubfit.source.sources import Progress
@@ -212,6 +213,7 @@ class ReportOptions:
     hardware: HardwareQuery
     engine: ServeSettings | None = None
     gguf: GGUFQuery | None = None
+    training: TrainSettings | None = None
 
     def analyze(
         self, model: str, *, client: HubClient | None = None, progress: Progress | None = None
@@ -223,6 +225,11 @@ class ReportOptions:
         """
         from hubfit.pipeline import analyze
 
+        if self.training is not None:
+            report = self._finetune(model, client=client, progress=progress)
+            for warning in report.warnings:
+                click.echo(f"hubfit: warning: {warning}", err=True)
+            return report
         report = analyze(
             model,
             revision=self.revision,
@@ -237,6 +244,93 @@ class ReportOptions:
         for warning in report.warnings:
             click.echo(f"hubfit: warning: {warning}", err=True)
         return report
+
+    def _finetune(self, model: str, *, client: HubClient | None, progress: Progress | None) -> Report:
+        """The report with its ``training`` section: the model stage once, then the report and the
+        fine-tuning policy (:func:`hubfit.sizing.training.train`) on the one GPU asked."""
+        import dataclasses
+
+        from hubfit.errors import UsageError
+        from hubfit.pipeline import build_report, load_model
+        from hubfit.sizing.training import train
+
+        assert self.training is not None
+        hardware = self.hardware
+        devices = hardware.devices() if hardware.gpus or hardware.gpu_memory else ()
+        if len(devices) != 1:
+            raise UsageError("--finetune needs one --gpu (or --gpu-memory): the GPU the run trains on")
+        loaded = load_model(model, revision=self.revision, token=self.token, progress=progress, client=client)
+        report = build_report(loaded, workload=self.workload, hardware=hardware, engine=self.engine)
+        training = train(loaded, self.training, devices[0].name, devices[0].memory_bytes)
+        return dataclasses.replace(report, training=training)
+
+
+# ---- fine-tuning (issue 18): --finetune and the run's flags -------------------------------------------------
+
+_TRAINING: list[Param] = [
+    click.option(
+        "--finetune",
+        type=click.Choice(["full", "lora", "dora", "qlora"]),
+        help="Size one fine-tuning step on the one --gpu (with --precision bf16-true|bf16-mixed|fp16-mixed|fp32, "
+        "--gpus N and --batch-size: the run's precision, GPUs and micro-batch).",
+    ),
+    click.option("--lora-rank", type=int, default=16, show_default=True),
+    click.option(
+        "--lora-targets",
+        default="all-linear",
+        show_default=True,
+        help="all-linear or module names as PEFT matches them (q_proj,v_proj).",
+    ),
+    click.option("--no-double-quant", is_flag=True, help="QLoRA's NF4 without double-quantized constants."),
+    click.option(
+        "--optimizer",
+        type=click.Choice(["adamw", "adamw-8bit", "paged-adamw", "paged-adamw-8bit", "sgd", "adafactor"]),
+        default="adamw",
+        show_default=True,
+    ),
+    click.option(
+        "--seq-len", type=int, default=2048, show_default=True, help="Tokens per training sequence."
+    ),
+    click.option(
+        "--grad-checkpointing", type=click.Choice(["on", "off", "offload"]), default="on", show_default=True
+    ),
+    click.option("--sharding", type=click.Choice(["ddp", "fsdp", "zero2", "zero3"])),
+    click.option("--cpu-offload", is_flag=True, help="Optimizer states (and sharded parameters) on the CPU."),
+    click.option("--attention", type=click.Choice(["sdpa", "eager"]), default="sdpa", show_default=True),
+    click.option("--loss", type=click.Choice(["standard", "chunked"]), default="standard", show_default=True),
+]
+
+
+def _training(values: Mapping[str, Any]) -> TrainSettings | None:
+    """The :class:`~hubfit.sizing.training.TrainSettings` of ``--finetune`` (``None`` without it). ``--precision``
+    names the run's precision when it is one of the training ones; ``--batch-size`` (llama.cpp's n_batch
+    otherwise) is the micro-batch when given."""
+    if values["finetune"] is None:
+        return None
+    from hubfit.sizing.training import PRECISIONS, TrainSettings, parse_targets
+
+    chosen = [p for p in values["precisions"] or () if p in PRECISIONS]
+    ctx = click.get_current_context(silent=True)
+    given = ctx is not None and ctx.get_parameter_source("n_batch") not in (
+        None,
+        click.core.ParameterSource.DEFAULT,
+    )
+    return TrainSettings(
+        method=values["finetune"],
+        lora_rank=values["lora_rank"],
+        lora_targets=parse_targets(values["lora_targets"]),
+        double_quant=not values["no_double_quant"],
+        optimizer=values["optimizer"],
+        precision=chosen[-1] if chosen else "bf16-mixed",
+        batch_size=values["n_batch"] if given else 1,
+        seq_len=values["seq_len"],
+        grad_checkpointing=values["grad_checkpointing"],
+        gpus=values["gpu_count"] or 1,
+        sharding=values["sharding"],
+        cpu_offload=values["cpu_offload"],
+        attention=values["attention"],
+        loss=values["loss"],
+    )
 
 
 # ---- serving engine (issue 17): the engine's own flag names ------------------------------------------------
@@ -362,6 +456,12 @@ def _gguf(values: Mapping[str, Any]) -> GGUFQuery | None:
 
 
 def _report(values: Mapping[str, Any]) -> ReportOptions:
+    training = _training(values)
+    if training is not None:  # the training precision names are not memory-table rows
+        from hubfit.sizing.training import PRECISIONS
+
+        rows = tuple(p for p in values["precisions"] or () if p not in PRECISIONS)
+        values = {**values, "precisions": rows, "gpu_count": None}
     return ReportOptions(
         values["revision"],
         values["token"],
@@ -369,6 +469,7 @@ def _report(values: Mapping[str, Any]) -> ReportOptions:
         _hardware(values),
         _engine(values),
         _gguf(values),
+        training,
     )
 
 
@@ -382,6 +483,7 @@ report_options: OptionGroup[ReportOptions] = OptionGroup(
         *_HARDWARE,
         *_ENGINE,
         *_LLAMACPP,
+        *_TRAINING,
     ],
     _report,
 )

@@ -88,6 +88,8 @@ def to_text(report: Report, *, color: bool = False) -> str:
         lines += ["", *fit_text(report.fit, color=color).splitlines()]
     if report.serving is not None:
         lines += ["", *_serving_lines(report)]
+    if report.training is not None:
+        lines += ["", *_training_lines(report)]
     if report.gguf_fit is not None or report.llamacpp is not None:
         from hubfit.render.gguf import gguf_lines
 
@@ -125,6 +127,72 @@ def _serving_lines(report: Report) -> list[str]:
         lines.append(f"  error: {s.error}")
     lines += [f"  try: {line}" for line in s.suggestions]
     return lines
+
+
+_METHOD = {"full": "Full fine-tune", "lora": "LoRA", "dora": "DoRA", "qlora": "QLoRA"}
+
+
+def _training_headline(report: Report) -> str:
+    """One line: "QLoRA r16 fits 1 GPU at 2,048 tokens, batch 2 (peak 13.5 GiB allocated)"."""
+    t = report.training
+    assert t is not None
+    name = _METHOD.get(t.method, t.method) + (f" r{t.lora_rank}" if t.lora_rank else "")
+    gpus = f"{t.gpus} GPU{'s' if t.gpus != 1 else ''}" + (f" ({t.sharding})" if t.sharding else "")
+    verdict = "fits" if t.fits else "does not fit"
+    return (
+        f"{name} {verdict} {gpus} at {t.seq_len:,} tokens, batch {t.batch_size} "
+        f"(peak {gib(t.peak_allocated_bytes)} allocated, {gib(t.device_bytes)} on the GPU)"
+    )
+
+
+def _training_terms(report: Report) -> list[tuple[str, int]]:
+    t = report.training
+    assert t is not None
+    b = t.per_gpu_bytes
+    return [
+        ("weights", b.weights),
+        ("trainable weights", b.trainable_weights),
+        ("gradients", b.gradients),
+        ("optimizer states", b.optimizer_states),
+        ("master weights", b.master_weights),
+        ("activations", b.activations),
+        ("logits and loss", b.logits),
+        ("CUDA context", b.cuda_context),
+    ]
+
+
+def _training_lines(report: Report) -> list[str]:
+    t = report.training
+    assert t is not None
+    terms = ", ".join(f"{label} {gib(value)}" for label, value in _training_terms(report))
+    lines = [
+        f"Fine-tuning: {_training_headline(report)}",
+        f"  {t.trainable_params:,} trainable parameters; {t.optimizer}, {t.precision}, "
+        f"checkpointing {t.grad_checkpointing}",
+        f"  per GPU: {terms}",
+        f"  peak allocated {gib(t.peak_allocated_bytes)}, reserved {gib(t.peak_reserved_bytes)}, "
+        f"nvidia-smi {gib(t.device_bytes)}",
+        f"  largest batch at {t.seq_len:,} tokens: {t.max_batch_size}; longest sequence at batch "
+        f"{t.batch_size}: {t.max_seq_len:,}",
+    ]
+    lines += [f"  try: {line}" for line in t.suggestions]
+    return lines
+
+
+def _training_markdown(report: Report) -> list[str]:
+    t = report.training
+    assert t is not None
+    out = [f"**Fine-tuning:** {cell(_training_headline(report))}", "", "| per GPU | GiB |", "|---|---:|"]
+    out += [f"| {label} | {value / GIB:.2f} |" for label, value in _training_terms(report)]
+    out += [
+        f"| peak allocated | {t.peak_allocated_bytes / GIB:.2f} |",
+        f"| peak reserved | {t.peak_reserved_bytes / GIB:.2f} |",
+        f"| nvidia-smi | {t.device_bytes / GIB:.2f} |",
+        "",
+        f"- largest batch: {t.max_batch_size}; longest sequence: {t.max_seq_len:,}",
+    ]
+    out += [f"- try: {code(line)}" for line in t.suggestions]
+    return out
 
 
 _MEMORY_HEADER = (
@@ -274,6 +342,8 @@ def to_markdown(report: Report) -> str:
         out += ["", fit_markdown(report.fit).rstrip("\n")]
     if report.serving is not None:
         out += ["", *_serving_markdown(report)]
+    if report.training is not None:
+        out += ["", *_training_markdown(report)]
     out.append("")
     out.append("Sizes: GB = 10^9 bytes, GiB = 2^30 bytes.")
     return "\n".join(out) + "\n"
@@ -311,6 +381,8 @@ def card_section(report: Report) -> str:
         lines += _memory_lines(report.memory)
     if report.fit is not None:
         lines += _fit_lines(report.fit)
+    if report.training is not None:
+        lines += ["", f"Fine-tuning: {cell(_training_headline(report))}"]
     sha = code(report.sha[:12]) if report.sha else code(report.revision)
     how = "Estimates: weights in each precision + KV cache + runtime overhead. " if report.memory else ""
     lines += [

@@ -188,7 +188,6 @@ class Training:
     fits: bool
     max_batch_size: int
     max_seq_len: int
-    gpu: str = ""
     suggestions: list[str] = field(default_factory=list)
 
 
@@ -605,7 +604,6 @@ def train(
         fits=fits,
         max_batch_size=max_batch,
         max_seq_len=max_seq,
-        gpu=gpu,
         suggestions=suggestions,
     )
 
