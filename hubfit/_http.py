@@ -157,7 +157,7 @@ def retry_after(headers: Mapping[str, str], *, now: float | None = None) -> floa
             return seconds
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):  # "year 10**20" overflows
             when = None
         if when is not None:
             if when.tzinfo is None:  # "-0000": an HTTP date is always UTC

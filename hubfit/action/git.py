@@ -6,6 +6,7 @@ through a work tree: Git LFS files stay pointer files (no smudge filter runs), s
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -42,8 +43,11 @@ def ensure_commit(top: Path, sha: str) -> None:
     ``actions/checkout`` fetches one commit by default and keeps its credentials for ``origin``.
 
     Raises:
-        HubfitError: the commit cannot be had.
+        HubfitError: the commit cannot be had, or ``sha`` is not a full commit id (it would reach git's
+            command line: ``--upload-pack=...`` must not be read as an option).
     """
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
+        raise HubfitError(f"the event names base commit {sha!r:.80}, which is not a full commit id")
     try:
         git(["cat-file", "-e", f"{sha}^{{commit}}"], top)
     except HubfitError:

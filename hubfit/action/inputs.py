@@ -18,6 +18,27 @@ __all__ = ["PULL_REQUEST_EVENTS", "ActionInputs", "FitTarget", "RunnerContext"]
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
 
 
+#: Characters no input may hold: a line break or another control character could end a log line and start a
+#: workflow command (``::set-output``, ``::add-mask``) or a forged line in the step's log.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+_SECRETS = ("hf-token", "github-token")
+#: A Hub repo id: ``owner/name`` of letters, digits, ``-``, ``_`` and ``.`` (huggingface_hub's validation).
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def _one_line(name: str, value: str, *, lists: bool = False) -> str:
+    """``value`` when it holds no control character (``lists``: line breaks separate items, as commas do).
+
+    Raises:
+        UsageError: naming the input; a secret's value is never shown.
+    """
+    text = re.sub(r"\r\n|\r|\n", ",", value) if lists else value
+    if _CONTROL.search(text):
+        shown = "its value is not shown" if name in _SECRETS else f"got {value!r:.80}"
+        raise UsageError(f"input {name} must be one line without control characters ({shown})")
+    return text
+
+
 def _flag(name: str, value: str) -> bool:
     text = value.strip().lower()
     if text in ("true", "yes", "1", "on"):
@@ -97,15 +118,19 @@ class ActionInputs:
         """
 
         def get(name: str) -> str:
-            return env.get(f"INPUT_{name.upper().replace('-', '_')}", "").strip()
+            value = env.get(f"INPUT_{name.upper().replace('-', '_')}", "").strip()
+            return _one_line(name, value, lists=name in ("gpus", "precisions"))
 
         update_card = get("update-card").lower() or "false"
         if update_card not in ("false", "pr", "commit"):
             raise UsageError(f"input update-card must be false, pr or commit, got {update_card!r}")
         target = get("fail-if-exceeds")
+        hub_repo = get("hub-repo")
+        if hub_repo and (not _REPO_ID.fullmatch(hub_repo) or ".." in hub_repo):
+            raise UsageError(f"input hub-repo must be a Hub repo id like org/name, got {hub_repo!r:.80}")
         return cls(
             model=get("model") or ".",
-            hub_repo=get("hub-repo") or None,
+            hub_repo=hub_repo or None,
             revision=get("revision") or None,
             context=_int("context", get("context"), minimum=0),
             batch=_int("batch", get("batch"), minimum=1),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -22,8 +23,23 @@ __all__ = ["SUMMARY_BUDGET", "append_summary", "log", "write_artifacts", "write_
 SUMMARY_BUDGET = 1_000_000
 
 
+_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
 def log(message: str) -> None:
-    """One line of the step's log (workflow commands such as ``::error`` included)."""
+    """One line of the step's log (workflow commands such as ``::error`` included), whatever it quotes.
+
+    A workflow command's data is escaped as the runner unescapes it (``%`` ``%25``, CR ``%0D``, LF ``%0A``:
+    ``escapeData`` of actions/toolkit), so a message shows as it is and stays one command; in any other line
+    control characters become spaces. Either way, text from a repository or an input cannot start a line of its
+    own, which the runner would read as a command (``::set-output``, ``::add-mask``, ``::stop-commands``).
+    """
+    if message.startswith("::") and "::" in message[2:]:
+        command, _, data = message[2:].partition("::")
+        data = data.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        message = f"::{command}::{_LINE_BREAKS.sub(' ', data)}"
+    else:
+        message = _LINE_BREAKS.sub(" ", message)
     print(message, flush=True)
 
 

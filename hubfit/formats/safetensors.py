@@ -5,7 +5,8 @@ tensor data. The JSON maps tensor names to ``{"dtype", "shape", "data_offsets": 
 relative to the end of the header) plus an optional ``"__metadata__"`` map of strings. See
 https://github.com/huggingface/safetensors#format.
 
-Validation happens here, once: the length bound, a JSON object, known dtypes, non-negative integer shapes,
+Validation happens here, once: the length bound, a JSON object, known dtypes, non-negative integer shapes
+whose element count fits 64 bits (as the Rust reader's ``checked_mul``),
 byte sizes that match ``elements x dtype bits / 8``, offsets that cover the data buffer contiguously without
 overlap or holes, and (when the file size is known) a buffer that ends exactly at the end of the file. Every
 violation raises :class:`hubfit.errors.HeaderError` naming the file and the tensor.
@@ -14,7 +15,6 @@ violation raises :class:`hubfit.errors.HeaderError` naming the file and the tens
 from __future__ import annotations
 
 import json
-import math
 import os
 import struct
 from collections.abc import Callable
@@ -146,6 +146,29 @@ def _nesting_depth(text: str) -> int:
     return deepest
 
 
+#: The most elements a tensor may hold: the Rust reader counts them in a ``usize`` and refuses an overflow
+#: (``checked_mul``); a shape past it is hostile (and its product would cost minutes of big-integer arithmetic).
+_MAX_ELEMENTS = 2**64 - 1
+
+
+def _elements(shape: tuple[int, ...]) -> int | None:
+    """``prod(shape)``, or ``None`` once it passes :data:`_MAX_ELEMENTS` (stops multiplying there)."""
+    if 0 in shape:
+        return 0
+    total = 1
+    for dim in shape:
+        total *= dim
+        if total > _MAX_ELEMENTS:
+            return None
+    return total
+
+
+def _bytes(bits: int) -> str:
+    """``bits / 8`` written exactly (``1,024``, ``0.5``), for any size a hostile shape implies."""
+    whole, rest = divmod(bits, 8)
+    return f"{whole:,}" + (f"{rest / 8:g}"[1:] if rest else "")
+
+
 def _shape(value: object, *, filename: str, name: str) -> tuple[int, ...]:
     if not isinstance(value, list) or not all(type(d) is int and d >= 0 for d in value):
         raise HeaderError(f"{filename}: tensor {name!r} has an invalid shape {value!r:.80}")
@@ -201,7 +224,10 @@ def _fast(
             shape = tuple(entry.shape)
             elements = elements_of.get(shape)
             if elements is None:
-                elements = elements_of[shape] = math.prod(shape)
+                elements = _elements(shape)
+                if elements is None:
+                    raise _NotFast
+                elements_of[shape] = elements
             if elements * bits != (end - begin) * 8:
                 raise _NotFast
             tensors[name] = TensorInfo(name, entry.dtype, shape, (begin, end), elements, end - begin)
@@ -264,6 +290,10 @@ def parse_header(
         raw = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise HeaderError(f"{filename}: header is not valid JSON ({exc})") from None
+    except ValueError:  # an integer longer than Python converts (4,300 digits, sys.get_int_max_str_digits)
+        raise HeaderError(
+            f"{filename}: header holds an integer too long to be a shape or an offset"
+        ) from None
     return validate_header(raw, filename=filename, length=length, file_size=file_size)
 
 
@@ -296,12 +326,17 @@ def validate_header(
             or offsets[0] > offsets[1]
         ):
             raise HeaderError(f"{filename}: tensor {name!r} has invalid data_offsets {offsets!r:.80}")
-        elements = math.prod(shape)
+        elements = _elements(shape)
+        if elements is None:
+            raise HeaderError(
+                f"{filename}: tensor {name!r} has a shape of {len(shape)} dimensions whose element count "
+                "overflows 64 bits"
+            )
         nbytes = offsets[1] - offsets[0]
         expected_bits = elements * dtypes.bits(dtype)
         if expected_bits != nbytes * 8:
             raise HeaderError(
-                f"{filename}: tensor {name!r} is {dtype} {list(shape)} ({expected_bits / 8:,g} bytes) "
+                f"{filename}: tensor {name!r} is {dtype} {list(shape)!s:.80} ({_bytes(expected_bits)} bytes) "
                 f"but its data_offsets span {nbytes:,} bytes"
             )
         tensors[name] = TensorInfo(name, dtype, shape, (offsets[0], offsets[1]), elements, nbytes)

@@ -15,7 +15,10 @@ same bytes). The section's own line endings follow the card's dominant style.
 
 Markers count only on a line of their own (up to three spaces of indentation, as CommonMark allows for HTML
 blocks), outside the front matter and outside fenced code blocks, so a card that documents hubfit's markers
-in a code example is not mistaken for a hubfit section.
+in a code example is not mistaken for a hubfit section. A card hubfit cannot edit in exactly one place is
+refused with a :class:`~hubfit.errors.PublishError`, never guessed at: markers that do not pair (two
+sections, a start without an end, an end before its start), and a card that ends inside a fenced code block
+that is never closed (a section appended there would be code, and would not be found again).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ __all__ = [
 # Hub server"), copied so this module stays import-cheap.
 _YAML_BLOCK = re.compile(r"^(\s*---(?:\r\n|\r|\n))([\S\s]*?)((?:\r\n|\r|\n)---[ \t]*(\r\n|\n|$))")
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n|$)")
+_NEWLINE = re.compile(r"\r\n|\r|\n")
 _FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 _BOM = "\ufeff"
 
@@ -68,10 +72,10 @@ def _newline(text: str) -> str:
 
 
 def _body_start(text: str) -> int:
-    """Offset of the first character after the YAML front matter (0 when there is none)."""
+    """Offset of the first character after the YAML front matter and a byte order mark (0 with neither)."""
     offset = 1 if text.startswith(_BOM) else 0
     match = _YAML_BLOCK.match(text, offset)
-    return match.end() if match else 0
+    return match.end() if match else offset
 
 
 @dataclass(frozen=True)
@@ -92,12 +96,20 @@ def find_section(card: bytes) -> SectionSpan | None:
     Raises :class:`~hubfit.errors.PublishError` when the markers are unbalanced (a start without an end, an
     end before a start, or two sections): hubfit does not guess which bytes it owns.
     """
+    return _scan(card)[0]
+
+
+def _scan(card: bytes) -> tuple[SectionSpan | None, int | None]:
+    """The section (see :func:`find_section`) and, when the card ends inside a fenced code block that is
+    never closed, the line number (1-based) of the fence that opened it."""
     text = _decode(card)
     starts: list[int] = []
     ends: list[int] = []
     fence: tuple[str, int] | None = None
+    fence_line = 0
     pos = _body_start(text)
-    for match in _LINE.finditer(text, pos):
+    before = len(_NEWLINE.findall(text, 0, pos))
+    for number, match in enumerate(_LINE.finditer(text, pos), start=before + 1):
         line = match.group(0)
         if not line:
             break
@@ -116,19 +128,21 @@ def find_section(card: bytes) -> SectionSpan | None:
         opened = _FENCE_OPEN.match(content)
         if opened and not (opened.group(1)[0] == "`" and "`" in opened.group(2)):
             fence = (opened.group(1)[0], len(opened.group(1)))
+            fence_line = number
             continue
         if _marker_line(line, START_MARKER):
             starts.append(match.start())
         elif _marker_line(line, END_MARKER):
             ends.append(match.start() + len(content))
+    open_fence = None if fence is None else fence_line
     if not starts and not ends:
-        return None
+        return None, open_fence
     if len(starts) != 1 or len(ends) != 1 or ends[0] < starts[0]:
         raise PublishError(
             f"README.md has {len(starts)} '{START_MARKER}' and {len(ends)} '{END_MARKER}' lines in an order "
             "hubfit cannot pair; fix the markers by hand so the card holds exactly one hubfit section"
         )
-    return SectionSpan(starts[0], ends[0])
+    return SectionSpan(starts[0], ends[0]), open_fence
 
 
 def current_section(card: bytes | None) -> str | None:
@@ -165,9 +179,16 @@ def apply_section(card: bytes | None, section: str, *, repo_id: str) -> bytes:
     text = _decode(card)
     nl = _newline(text)
     block = section.replace("\n", nl)
-    span = find_section(card)
+    span, open_fence = _scan(card)
     if span is not None:
         return _encode(text[: span.start] + block + text[span.end :])
+    if open_fence is not None:
+        # Appended after a fence that is never closed, the section would be code: shown as text, and not
+        # found again (every later run would append another).
+        raise PublishError(
+            f"README.md ends inside a fenced code block opened on line {open_fence} and never closed; "
+            "close it by hand so hubfit's section is not appended inside it"
+        )
     if not text or text == _BOM:
         return _encode(text + block + nl)
     separator = nl if text.endswith(("\n", "\r")) else nl + nl

@@ -192,7 +192,7 @@ class LocalSource:
             raise HeaderError(f"{path} is larger than {MAX_JSON_BYTES:,} bytes")
         try:
             return json.loads(full.read_bytes())
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # bad JSON, not UTF-8, too deep, an integer of 4,300+ digits
             raise HeaderError(f"{path} is not valid JSON") from None
 
     def read_headers(

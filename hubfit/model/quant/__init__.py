@@ -36,6 +36,10 @@ def detect(
         quantize_config: the contents of ``quantize_config.json`` (AutoGPTQ's older layout).
         mlx_quantization: ``config.json``'s ``quantization`` (MLX).
     """
+    # Only objects are settings (a config can hold anything; the model stage refuses other types by name).
+    quantization_config = quantization_config if isinstance(quantization_config, dict) else None
+    quantize_config = quantize_config if isinstance(quantize_config, dict) else None
+    mlx_quantization = mlx_quantization if isinstance(mlx_quantization, dict) else None
     if quantization_config:
         for fmt in FORMATS:
             if fmt.matches(quantization_config):
