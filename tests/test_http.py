@@ -352,7 +352,8 @@ def test_a_downloaded_file_is_in_huggingface_hubs_cache(hub):
     repo_id, sha = _fresh_repo(hub)
     client = HubClient(token=TOKEN, sleep=lambda s: None)
     assert client.read_json(repo_id, "config.json", sha) == {"model_type": "llama", "hidden_size": 8}
-    assert [e.method for e in hub.log] == ["GET"]  # one GET: its headers carry what hf_hub_download's HEAD asks
+    # one GET: its headers carry what hf_hub_download's HEAD asks for
+    assert [e.method for e in hub.log] == ["GET"]
     hub.reset_log()
     assert HubClient(token=TOKEN).read_json(repo_id, "config.json", sha)["hidden_size"] == 8
     with open(hf_hub_download(repo_id, "config.json", revision=sha, token=TOKEN), "rb") as fh:
