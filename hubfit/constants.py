@@ -28,6 +28,9 @@ RETRY_AFTER_MAX_S = float(os.environ.get("HUBFIT_RETRY_AFTER_MAX_S", "120.0"))
 #: Seconds to wait for the Hub to send data.
 HTTP_TIMEOUT_S = float(os.environ.get("HUBFIT_HTTP_TIMEOUT_S", "30.0"))
 
+#: Seconds a scan waits for another process that holds its SQLite cache's write lock before giving up.
+SCAN_DB_TIMEOUT_S = float(os.environ.get("HUBFIT_SCAN_DB_TIMEOUT_S", "30.0"))
+
 #: Largest JSON file (config.json, index, model_index.json ...) hubfit will parse.
 MAX_JSON_BYTES = 64 * 1024 * 1024
 

@@ -2,7 +2,7 @@
 
 Each :class:`Door` is one way untrusted bytes or strings enter hubfit, a hypothesis strategy that generates
 such inputs (structured ones near the valid format, and raw noise), and a function that feeds one input
-through hubfit the way a user's run would. The invariant is the same for every door: the function returns, or
+through hubfit the way a user's run would and says whether hubfit refused it (a HubfitError). The invariant is the same for every door: the function returns, or
 raises a :class:`hubfit.errors.HubfitError` (one line, a documented exit code); never another exception type,
 never "internal error". Doors that accept an input also check what was accepted (a card edited in one place,
 a wait within its cap, an input without control characters).
@@ -121,7 +121,7 @@ SAFETENSORS_HEADERS = st.one_of(
 )
 
 
-def feed_safetensors(case: tuple[bytes, int | None, int]) -> None:
+def feed_safetensors(case: tuple[bytes, int | None, int]) -> bool:
     """One header through every reader: parse_header, read_header (length prefix and ranged reads) and
     header_from_metadata (the Hub's safetensors-metadata answer, decoded and raw)."""
     from hubfit.formats.safetensors import decode_sharded, header_from_metadata, parse_header, read_header
@@ -130,6 +130,7 @@ def feed_safetensors(case: tuple[bytes, int | None, int]) -> None:
     accepted = None
     with contextlib.suppress(HubfitError):
         accepted = parse_header(raw, filename="f.safetensors", file_size=file_size)
+    refused = accepted is None
     if accepted is not None:  # what was accepted is self-consistent
         assert sum(t.nbytes for t in accepted.tensors.values()) == accepted.data_bytes
         if file_size is not None:
@@ -149,6 +150,8 @@ def feed_safetensors(case: tuple[bytes, int | None, int]) -> None:
         sharded = decode_sharded(b'{"headers": {"a.safetensors": ' + raw + b"}}")
         for name, entries in sharded.items():
             header_from_metadata(entries, filename=name, file_size=file_size)
+
+    return refused
 
 
 SAFETENSORS = st.tuples(
@@ -235,7 +238,7 @@ def _tensors_for(config: dict[str, Any]) -> dict[str, tuple[str, list[int]]]:
     return tiny_tensors()
 
 
-def feed_config(config: dict[str, Any]) -> None:
+def feed_config(config: dict[str, Any]) -> bool:
     """config.json (written with NaN as Python writes it, read back as a source reads it) through the model
     stage's door and the whole sizing: memory per precision and the fit on two GPUs."""
     from hubfit.fit.planner import HardwareQuery
@@ -260,17 +263,18 @@ def feed_config(config: dict[str, Any]) -> None:
             model, workload=Workload(), hardware=HardwareQuery(gpus=("RTX 4090", "H100 SXM"))
         )
     except HubfitError:
-        return
+        return True
     document = report.to_dict()
     json.dumps(document, allow_nan=False)  # a finite, valid JSON document
     for estimate in report.memory.estimates if report.memory else []:
         assert estimate.total_bytes >= 0
+    return False
 
 
 CONFIGS = configs()
 
 
-def feed_config_bytes(data: bytes) -> None:
+def feed_config_bytes(data: bytes) -> bool:
     """Raw config.json bytes through a local directory's reader and the model stage."""
     import tempfile
     from pathlib import Path
@@ -281,8 +285,11 @@ def feed_config_bytes(data: bytes) -> None:
     with tempfile.TemporaryDirectory(prefix="hubfit-fuzz-") as tmp:
         (Path(tmp) / "config.json").write_bytes(data)
         (Path(tmp) / "model.safetensors").write_bytes(prefix_only(tiny_tensors()) + b"\0" * _DATA_BYTES)
-        with contextlib.suppress(HubfitError):
+        try:
             analyze_model(LocalSource(tmp))
+        except HubfitError:
+            return True
+    return False
 
 
 _DATA_BYTES = header(tiny_tensors()).data_bytes
@@ -305,40 +312,56 @@ def _gguf_string(text: bytes) -> bytes:
 
 @st.composite
 def gguf_files(draw: st.DrawFn) -> tuple[bytes, int]:
-    """A GGUF header near the format (magic, version, counts, typed metadata, tensor infos), maybe mutated."""
-    kvs = b""
-    n_kv = draw(st.integers(0, 5))
-    for i in range(n_kv):
-        vtype = draw(st.integers(0, 13))
-        key = draw(st.sampled_from([b"general.alignment", b"general.architecture", f"k{i}".encode()]))
-        value = draw(st.binary(max_size=24))
-        if vtype == 8:
-            value = _gguf_string(draw(st.binary(max_size=12)))
-        elif vtype == 9:
-            value = struct.pack("<IQ", draw(st.integers(0, 13)), draw(st.integers(0, 2**64 - 1))) + value
-        kvs += _gguf_string(key) + struct.pack("<I", vtype) + value
-    infos = b""
-    n_tensors = draw(st.integers(0, 4))
-    for i in range(n_tensors):
-        dims = draw(st.lists(st.integers(0, 2**64 - 1) | st.integers(1, 64), max_size=5))
-        infos += _gguf_string(f"blk.{i}.w".encode()) + struct.pack("<I", len(dims))
-        infos += b"".join(struct.pack("<Q", d) for d in dims)
-        infos += struct.pack("<IQ", draw(st.integers(0, 40)), draw(st.integers(0, 2**64 - 1)) // 32 * 32)
-    version = draw(st.sampled_from([2, 3, 1, 4, 0x03000000]))
-    counts = struct.pack(
-        "<QQ", draw(st.sampled_from([n_tensors, 2**63])), draw(st.sampled_from([n_kv, 10**9]))
-    )
-    data = b"GGUF" + struct.pack("<I", version) + counts + kvs + infos
-    data = _mutate(data, draw(_EDITS)) if draw(st.booleans()) else data
-    return data, len(data) + draw(st.integers(-8, 4096))
+    """A GGUF file's header near the format (magic, version, counts, typed metadata, tensor infos): a valid
+    one (F32 tensors at aligned offsets, the data after them), maybe with broken fields or bytes."""
+    kvs = [
+        _gguf_string(b"general.architecture") + struct.pack("<I", 8) + _gguf_string(b"llama"),
+        _gguf_string(b"llama.block_count") + struct.pack("<II", 4, draw(st.integers(0, 2**32 - 1))),
+        _gguf_string(b"tokenizer.ggml.scores")
+        + struct.pack("<IIQ", 9, 6, 3)
+        + struct.pack("<3f", *draw(st.lists(st.floats(width=32), min_size=3, max_size=3))),
+    ]
+    if draw(st.booleans()):
+        kvs.append(
+            _gguf_string(b"general.alignment") + struct.pack("<II", 4, draw(st.sampled_from([32, 64, 0, 3])))
+        )
+    for i in range(draw(st.integers(0, 2))):  # a value of any type id with any bytes
+        kvs.append(
+            _gguf_string(f"x.{i}".encode())
+            + struct.pack("<I", draw(st.integers(0, 13)))
+            + draw(st.binary(max_size=24))
+        )
+    tensors, offset = [], 0
+    for i in range(draw(st.integers(0, 4))):
+        dims = draw(st.lists(st.integers(1, 8), min_size=1, max_size=4))
+        if draw(st.integers(0, 5)) == 0:
+            dims = draw(st.lists(st.integers(0, 2**64 - 1), max_size=6))
+        type_id = draw(st.sampled_from([0, 0, 0, 1, 2, 8, 30, 99]))
+        info = _gguf_string(f"blk.{i}.w".encode()) + struct.pack("<I", len(dims))
+        info += b"".join(struct.pack("<Q", d) for d in dims) + struct.pack("<IQ", type_id, offset % 2**64)
+        tensors.append(info)
+        size = 4 * math.prod(dims)
+        offset += -(-size // 32) * 32 if size < 2**40 else 32
+    version = draw(st.sampled_from([3, 3, 3, 2, 1, 4, 0x03000000]))
+    n_tensors, n_kv = len(tensors), len(kvs)
+    if draw(st.integers(0, 5)) == 0:
+        n_tensors, n_kv = draw(st.integers(0, 2**64 - 1)), draw(st.integers(0, 2**64 - 1))
+    data = b"GGUF" + struct.pack("<IQQ", version, n_tensors, n_kv) + b"".join(kvs) + b"".join(tensors)
+    if draw(st.integers(0, 3)) == 0:
+        data = _mutate(data, draw(_EDITS))
+    size = -(-len(data) // 32) * 32 + offset
+    return data, size + draw(st.sampled_from([0, 0, 0, -1, 7, -(10**6)]))
 
 
-def feed_gguf(case: tuple[bytes, int]) -> None:
+def feed_gguf(case: tuple[bytes, int]) -> bool:
     from hubfit.formats.gguf import read_header
 
     data, size = case
-    with contextlib.suppress(HubfitError):
+    try:
         read_header(lambda a, b: data[a:b], filename="m.gguf", file_size=max(size, 0), first_read=64)
+    except HubfitError:
+        return True
+    return False
 
 
 GGUF = st.one_of(gguf_files(), st.tuples(st.binary(max_size=200), st.integers(0, 10**6)))
@@ -371,7 +394,7 @@ def cards(draw: st.DrawFn) -> bytes | None:
     return data
 
 
-def feed_card(card: bytes | None) -> None:
+def feed_card(card: bytes | None) -> bool:
     """The card is updated in exactly one place, or refused; every byte outside hubfit's section is kept."""
     from hubfit.publish.cardtext import apply_section, current_section, find_section
 
@@ -379,17 +402,18 @@ def feed_card(card: bytes | None) -> None:
         span = find_section(card) if card is not None else None
         new = apply_section(card, SECTION, repo_id="org/model")
     except PublishError:
-        return
+        return True
     assert current_section(new) == SECTION  # one section, ours
     assert apply_section(new, SECTION, repo_id="org/model") == new  # applying again changes nothing
     if card is None:
-        return
+        return False
     text = card.decode("utf-8", "surrogateescape")
     after = new.decode("utf-8", "surrogateescape")
     if span is None:
         assert after.startswith(text)  # appended: the card is kept whole, byte for byte
     else:
         assert after.startswith(text[: span.start]) and after.endswith(text[span.end :])
+    return False
 
 
 CARDS = cards()
@@ -423,7 +447,7 @@ RETRY_HEADERS = st.dictionaries(
 )
 
 
-def feed_retry_after(headers: dict[str, str]) -> None:
+def feed_retry_after(headers: dict[str, str]) -> bool:
     """Any answer's wait is None or a finite number of seconds >= 0; the wait slept is capped."""
     from types import SimpleNamespace
 
@@ -443,6 +467,7 @@ def feed_retry_after(headers: dict[str, str]) -> None:
     with contextlib.suppress(RetriesExhausted):
         backoff.call(attempt)
     assert len(slept) <= 1 and all(0 < s <= 120.0 for s in slept)  # one wait between two attempts, capped
+    return wait is None  # "refused": not read as a wait (the backoff applies)
 
 
 # ---- the Action's inputs ------------------------------------------------------------------------------------------
@@ -478,7 +503,7 @@ def action_envs(draw: st.DrawFn) -> dict[str, str]:
 _CONTROL = {chr(c) for c in range(32)} | {"\x7f", "\x85", "\u2028", "\u2029"}
 
 
-def feed_action_inputs(env: dict[str, str]) -> None:
+def feed_action_inputs(env: dict[str, str]) -> bool:
     """Inputs are refused with a UsageError that never quotes a token, or accepted without control characters."""
     from hubfit.action.inputs import ActionInputs
 
@@ -487,7 +512,7 @@ def feed_action_inputs(env: dict[str, str]) -> None:
         inputs = ActionInputs.from_env(env)
     except UsageError as exc:
         assert "\n" not in str(exc) and not any(t[:12] in str(exc) for t in tokens)
-        return
+        return True
     values = [
         inputs.model,
         inputs.hub_repo,
@@ -500,6 +525,7 @@ def feed_action_inputs(env: dict[str, str]) -> None:
         values += [inputs.fail_if_exceeds.gpu, inputs.fail_if_exceeds.precision]
     for value in [v for v in values if v]:
         assert not _CONTROL & set(value), value
+    return False
 
 
 ACTION_ENVS = action_envs()
@@ -515,20 +541,23 @@ class Door:
     name: str
     what: str
     strategy: st.SearchStrategy[Any]
-    feed: Callable[[Any], None]
+    feed: Callable[[Any], bool]
+    #: A plain input, fed once before timing starts (the first call imports the sizing and the GPU catalog).
+    sample: Any = None
 
 
 DOORS: tuple[Door, ...] = (
-    Door("safetensors", "safetensors headers: parse_header, read_header, header_from_metadata, decode_sharded", SAFETENSORS, feed_safetensors),
-    Door("config", "config.json values through the model stage and the sizing (memory, fit)", CONFIGS, feed_config),
-    Door("config-bytes", "config.json bytes through a local directory's reader and the model stage", CONFIG_BYTES, feed_config_bytes),
-    Door("gguf", "GGUF headers: formats.gguf.read_header over ranged reads", GGUF, feed_gguf),
-    Door("card-markers", "model cards with hubfit's markers: find_section, apply_section", CARDS, feed_card),
-    Door("retry-after", "Retry-After, RateLimit and x-ratelimit headers: retry_after and the wait slept", RETRY_HEADERS, feed_retry_after),
-    Door("action-inputs", "the Action's INPUT_* variables: ActionInputs.from_env", ACTION_ENVS, feed_action_inputs),
+    Door("safetensors", "safetensors headers: parse_header, read_header, header_from_metadata, decode_sharded", SAFETENSORS, feed_safetensors, (_VALID_HEADER, None, 0)),
+    Door("config", "config.json values through the model stage and the sizing (memory, fit)", CONFIGS, feed_config, TINY),
+    Door("config-bytes", "config.json bytes through a local directory's reader and the model stage", CONFIG_BYTES, feed_config_bytes, _dumps(TINY)),
+    Door("gguf", "GGUF headers: formats.gguf.read_header over ranged reads", GGUF, feed_gguf, (b"GGUF", 4)),
+    Door("card-markers", "model cards with hubfit's markers: find_section, apply_section", CARDS, feed_card, b"# Card\n"),
+    Door("retry-after", "Retry-After, RateLimit and x-ratelimit headers: retry_after and the wait slept", RETRY_HEADERS, feed_retry_after, {"Retry-After": "1"}),
+    Door("action-inputs", "the Action's INPUT_* variables: ActionInputs.from_env", ACTION_ENVS, feed_action_inputs, {}),
 )  # fmt: skip
 
 
-def feed(door: Door, value: Any) -> None:
-    """Feed one input; an exception that is not a HubfitError propagates (that is a failure)."""
-    door.feed(value)
+def feed(door: Door, value: Any) -> bool:
+    """Feed one input; True when hubfit refused it with a HubfitError. Any other exception propagates (that is a
+    failure)."""
+    return door.feed(value)

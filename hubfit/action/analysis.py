@@ -19,6 +19,7 @@ from hubfit.action.inputs import ActionInputs, RunnerContext
 from hubfit.errors import HubfitError, UsageError
 from hubfit.model.component import Model
 from hubfit.render.comment import TargetCheck
+from hubfit.render.markup import cell
 from hubfit.report import Report
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ __all__ = [
     "analyse_head",
     "check_target",
     "evaluate_target",
+    "hub_label",
     "model_directory",
     "workload",
 ]
@@ -99,6 +101,12 @@ def _analyse(
     return Analysis(report, label, list(lfs_reads or []), model)
 
 
+def hub_label(model: str, revision: str) -> str:
+    """The comment's column title for a Hub model: ``org/name@revision`` as an inert table cell (a branch name
+    may hold ``<``, ``>``, ``(``, ``)`` and ``!``: Markdown and HTML once they reach a comment)."""
+    return cell(f"{model}@{revision}")
+
+
 def model_directory(inputs: ActionInputs, ctx: RunnerContext) -> Path | None:
     """The checkout directory the ``model`` input names, or ``None`` when it is a Hub repo id.
 
@@ -128,7 +136,7 @@ def analyse_head(inputs: ActionInputs, ctx: RunnerContext, hub_client: HubClient
     directory = model_directory(inputs, ctx)
     if directory is None:
         hub = HubSource(inputs.model, inputs.revision, client=hub_client)
-        return _analyse(hub, inputs, f"{inputs.model}@{hub.revision}")
+        return _analyse(hub, inputs, hub_label(inputs.model, hub.revision))
     top = git_toplevel(directory)
     reader = _lfs_reader(directory, inputs, ctx, hub_client)
     source = _local_source(directory, reader, _local_name(ctx, top, directory))

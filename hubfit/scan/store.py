@@ -9,20 +9,29 @@ were in flight, and the next run skips everything already recorded.
 
 The store is used from one thread (the scan's coordinator); analysis threads hand their results back to it.
 Readers iterate with SQLite cursors, so nothing here holds a whole organization in memory.
+
+A cache that cannot be used is one clear :class:`~hubfit.errors.CacheError` (exit code 13) naming the file
+and the cause, from whichever call met it: locked by another process past ``HUBFIT_SCAN_DB_TIMEOUT_S``,
+read-only, a full disk, damaged pages. Results committed before the failure stay in the file (each is its own
+transaction); the same command resumes once the cause is fixed. A file that is not a hubfit scan database at
+all (or one of a newer schema) is a usage error, :class:`StoreError` (exit code 2): a wrong ``--db``.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sqlite3
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, ParamSpec, TypedDict, TypeVar, cast
 
-from hubfit.errors import UsageError
+from hubfit import constants
+from hubfit.errors import CacheError, UsageError
 
 if TYPE_CHECKING:
     from hubfit.report import Report
@@ -79,6 +88,71 @@ CREATE TABLE IF NOT EXISTS scan_items (
 
 class StoreError(UsageError):
     """The cache file cannot be used (not a hubfit scan database, or a newer schema): a bad ``--db``."""
+
+
+#: SQLite's primary result codes (``sqlite3.Error.sqlite_errorcode & 0xFF``) and what each means for a scan.
+_CAUSES = {
+    5: "it is locked by another process (another scan on the same file?); wait for it, or pass another --db",
+    6: "it is locked by another process (another scan on the same file?); wait for it, or pass another --db",
+    8: "it is read-only; make it writable, or pass another --db",
+    10: "it cannot be read or written (an I/O error)",
+    11: "it is damaged; move it away (the next scan starts afresh), or pass another --db",
+    13: "the disk is full; free space",
+    14: "it cannot be opened",
+    26: "it is damaged; move it away (the next scan starts afresh), or pass another --db",
+}
+
+
+def _cache_error(path: str, exc: sqlite3.Error) -> CacheError:
+    """The one-line error for a SQLite failure on the cache ``path``."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    cause = _CAUSES.get(code & 0xFF, "") if isinstance(code, int) else ""
+    if not cause:
+        text = str(exc).lower()
+        cause = next((c for key, c in _BY_TEXT if key in text), "it cannot be used")
+    return CacheError(
+        f"scan cache {path}: {cause} ({exc}); results recorded before this are kept, and the same command "
+        "resumes the scan"
+    )
+
+
+_BY_TEXT = (
+    ("locked", _CAUSES[5]),
+    ("readonly", _CAUSES[8]),
+    ("read-only", _CAUSES[8]),
+    ("full", _CAUSES[13]),
+    ("malformed", _CAUSES[11]),
+    ("not a database", _CAUSES[26]),
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _guarded(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn a SQLite failure inside ``method`` (or while iterating the generator it returns) into a
+    :class:`~hubfit.errors.CacheError` naming the store's file."""
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def generator(*args: P.args, **kwargs: P.kwargs) -> Iterator[Any]:
+            store = cast("ScanStore", args[0])
+            try:
+                yield from cast("Iterator[Any]", method(*args, **kwargs))
+            except sqlite3.Error as exc:
+                raise _cache_error(store.path, exc) from exc
+
+        return cast("Callable[P, R]", generator)
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        store = cast("ScanStore", args[0])
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise _cache_error(store.path, exc) from exc
+
+    return call
 
 
 class ErrorInfo(TypedDict):
@@ -189,34 +263,55 @@ class ScanStore:
 
     Args:
         path: the database file; its parent directory is created. ``":memory:"`` works for throwaway use.
+        timeout: seconds to wait for another process's write lock (default ``HUBFIT_SCAN_DB_TIMEOUT_S``, 30).
+
+    Raises:
+        StoreError: the file is not a hubfit scan database, or one of a newer schema.
+        CacheError: the file cannot be used (locked, read-only, damaged, a full disk, no permission).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, timeout: float | None = None) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            if self.path != ":memory:":
+                Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(
+                f"scan cache {self.path}: its folder cannot be created ({exc.strerror})"
+            ) from exc
+        wait = constants.SCAN_DB_TIMEOUT_S if timeout is None else timeout
+        try:
+            self._db = sqlite3.connect(self.path, timeout=wait, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise _cache_error(self.path, exc) from exc
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
             row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a usable hubfit scan database ({exc})") from exc
-        if row is None:
-            self._db.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-        elif int(row[0]) > SCHEMA_VERSION:
+            if row is None:
+                self._db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+        except sqlite3.Error as exc:
+            self._db.close()
+            if getattr(exc, "sqlite_errorcode", None) == 26 or "not a database" in str(exc):
+                raise StoreError(f"{self.path} is not a usable hubfit scan database ({exc})") from exc
+            raise _cache_error(self.path, exc) from exc
+        if row is not None and (not str(row[0]).isdigit() or int(row[0]) > SCHEMA_VERSION):
+            self._db.close()
             raise StoreError(
-                f"{self.path} was written by a newer hubfit (schema {row[0]} > {SCHEMA_VERSION}); "
+                f"{self.path} was written by a newer hubfit (schema {row[0]!s:.20} > {SCHEMA_VERSION}); "
                 "upgrade hubfit or pass another --db"
             )
 
     def close(self) -> None:
         """Close the connection (results are already committed)."""
-        self._db.close()
+        try:
+            self._db.close()
+        except sqlite3.Error as exc:  # pragma: no cover - closing a connection SQLite already gave up on
+            raise _cache_error(self.path, exc) from exc
 
     def __enter__(self) -> ScanStore:
         return self
@@ -226,6 +321,7 @@ class ScanStore:
 
     # -- scans -----------------------------------------------------------------------------------------
 
+    @_guarded
     def begin_scan(self, author: str, query: dict[str, Any], settings: str) -> int:
         """Open a new scan and return its id; its listing is added with :meth:`add_items`."""
         cur = self._db.execute(
@@ -235,6 +331,7 @@ class ScanStore:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
+    @_guarded
     def add_items(self, scan_id: int, repos: Iterable[ListedRepo]) -> int:
         """Record the listing of a scan, streaming; a repo listed twice (pages shifting) is kept once.
 
@@ -270,6 +367,7 @@ class ScanStore:
         ).fetchone()
         return int(count)
 
+    @_guarded
     def finish_listing(self, scan_id: int, skipped: int) -> None:
         """Mark the listing complete; ``skipped`` counts repos left out (e.g. gated with ``--gated skip``)."""
         (listed,) = self._db.execute(
@@ -280,6 +378,7 @@ class ScanStore:
             (listed, skipped, time.time(), scan_id),
         )
 
+    @_guarded
     def finish_scan(self, scan_id: int, state: str = "done") -> None:
         """Close a scan (``"done"`` or ``"interrupted"``) and drop the listings of older scans."""
         self._db.execute(
@@ -292,6 +391,7 @@ class ScanStore:
                 (scan_id, scan_id),
             )
 
+    @_guarded
     def scan_info(self, scan_id: int) -> ScanInfo:
         """The scan's row: author, query, settings, times, counts and state."""
         row = self._db.execute(
@@ -315,6 +415,7 @@ class ScanStore:
             state=state,
         )
 
+    @_guarded
     def latest_scan(self, author: str | None = None) -> int | None:
         """The id of the most recent scan (of ``author`` when given), or ``None``."""
         if author is None:
@@ -325,12 +426,14 @@ class ScanStore:
 
     # -- work ------------------------------------------------------------------------------------------
 
+    @_guarded
     def count_pending(self, scan_id: int, *, refresh: bool = False, retry_all_errors: bool = False) -> int:
         """How many repos of this scan :meth:`pending` will yield."""
         sql, args = self._pending_sql(scan_id, refresh, retry_all_errors)
         (count,) = self._db.execute(f"SELECT COUNT(*) FROM ({sql})", args).fetchone()
         return int(count)
 
+    @_guarded
     def pending(
         self, scan_id: int, *, refresh: bool = False, retry_all_errors: bool = False, chunk: int = 256
     ) -> Iterator[ListedRepo]:
@@ -375,6 +478,7 @@ class ScanStore:
         )
         return sql, (scan_id,)
 
+    @_guarded
     def record_ok(
         self,
         scan_id: int,
@@ -388,6 +492,7 @@ class ScanStore:
         blob = zlib.compress(json.dumps(report, separators=(",", ":")).encode(), 6)
         self._record(scan_id, repo, settings, "ok", blob, None, version, seconds)
 
+    @_guarded
     def record_error(
         self,
         scan_id: int,
@@ -444,6 +549,7 @@ class ScanStore:
             ),
         )
 
+    @_guarded
     def prune(self, scan_id: int) -> int:
         """Delete results of this scan's repos at commits other than the one listed; returns rows deleted."""
         cur = self._db.execute(
@@ -455,6 +561,7 @@ class ScanStore:
 
     # -- reading ---------------------------------------------------------------------------------------
 
+    @_guarded
     def rows(self, scan_id: int) -> Iterator[ScanRow]:
         """Every repo of the scan with its result, in listing order, streamed from the database."""
         cur = self._db.execute(
@@ -477,6 +584,7 @@ class ScanStore:
                 error=None if status != "error" else {"type": etype, "message": error, "exit_code": code},
             )
 
+    @_guarded
     def counts(self, scan_id: int) -> dict[str, int]:
         """``{"listed", "ok", "error", "pending", "retry"}`` for the scan, from its listing and the results."""
         row = self._db.execute(
@@ -489,6 +597,7 @@ class ScanStore:
         listed, ok, err, pending, retry = (int(v or 0) for v in row)
         return {"listed": listed, "ok": ok, "error": err, "pending": pending, "retry": retry}
 
+    @_guarded
     def attempts(self, repo_id: str) -> list[tuple[str, str, int]]:
         """``(sha, status, attempts)`` for every stored result of a repo (for tests and debugging)."""
         return [
