@@ -4,8 +4,9 @@ Each :class:`Door` is one way untrusted bytes or strings enter hubfit, a hypothe
 such inputs (structured ones near the valid format, and raw noise), and a function that feeds one input
 through hubfit the way a user's run would and says whether hubfit refused it (a HubfitError). The invariant is the same for every door: the function returns, or
 raises a :class:`hubfit.errors.HubfitError` (one line, a documented exit code); never another exception type,
-never "internal error". Doors that accept an input also check what was accepted (a card edited in one place,
-a wait within its cap, an input without control characters).
+never "internal error". Doors that accept an input also check what was accepted (a header read the same
+whatever its key order and whitespace, a finite JSON report, a card edited in one place, a wait within its
+cap, an input without control characters).
 
 tests/test_fuzz.py runs every door with a short budget in the suite; benchmarks/fuzz.py runs them with a long
 one, measures time and memory per input, and prints the summary committed in benchmarks/results/fuzz.md.
@@ -131,10 +132,14 @@ def feed_safetensors(case: tuple[bytes, int | None, int]) -> bool:
     with contextlib.suppress(HubfitError):
         accepted = parse_header(raw, filename="f.safetensors", file_size=file_size)
     refused = accepted is None
-    if accepted is not None:  # what was accepted is self-consistent
+    if accepted is not None:  # what was accepted is self-consistent, whatever the key order or whitespace
         assert sum(t.nbytes for t in accepted.tensors.values()) == accepted.data_bytes
         if file_size is not None:
             assert accepted.file_size == file_size
+        entries = json.loads(raw)
+        shuffled = json.dumps(dict(reversed(list(entries.items()))), indent=1).encode()
+        again = parse_header(shuffled, filename="f.safetensors")
+        assert again.tensors == accepted.tensors and again.metadata == accepted.metadata
     length = max(0, len(raw) + prefix_delta)
     blob = struct.pack("<Q", length % 2**64) + raw
     with contextlib.suppress(HubfitError):
@@ -225,6 +230,62 @@ def configs(draw: st.DrawFn) -> dict[str, Any]:
     return config
 
 
+@st.composite
+def plausible_configs(draw: st.DrawFn) -> dict[str, Any]:
+    """A config no rule refuses, with the settings that choose the sizing's paths drawn at random (attention
+    kinds per layer, windows, chunks, latent attention, recurrent state, experts, quantization): the sizing
+    meets combinations no fixture has."""
+    heads = draw(st.sampled_from([1, 2, 4, 8]))
+    kv = draw(st.sampled_from([k for k in (1, 2, 4, 8) if heads % k == 0]))
+    hd = draw(st.sampled_from([8, 16, 32]))
+    layers = draw(st.integers(1, 6))
+    config: dict[str, Any] = {
+        **TINY,
+        "model_type": draw(_MODEL_TYPES),
+        "hidden_size": heads * hd,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv,
+        "num_hidden_layers": layers,
+        "intermediate_size": draw(st.integers(1, 256)),
+        "vocab_size": draw(st.integers(1, 512)),
+        "max_position_embeddings": draw(st.integers(1, 10**9)),
+    }
+    kinds = st.sampled_from(
+        ["full_attention", "sliding_attention", "linear_attention", "mamba", "chunked_attention"]
+    )
+    optional = {
+        "layer_types": st.lists(kinds, min_size=layers, max_size=layers),
+        "sliding_window": st.integers(1, 10**6),
+        "attention_chunk_size": st.integers(1, 10**6),
+        "sliding_window_pattern": st.integers(1, 8),
+        "use_sliding_window": st.booleans(),
+        "kv_lora_rank": st.integers(1, 512),
+        "qk_rope_head_dim": st.integers(1, 128),
+        "num_local_experts": st.integers(0, 64),
+        "num_experts_per_tok": st.integers(1, 1),
+        "n_shared_experts": st.integers(0, 2),
+        "moe_intermediate_size": st.integers(1, 256),
+        "full_attention_interval": st.integers(1, 8),
+        "state_size": st.integers(1, 256),
+        "conv_kernel": st.integers(1, 8),
+        "expand": st.integers(1, 4),
+        "mamba_n_heads": st.integers(1, 16),
+        "linear_num_key_heads": st.integers(1, 8),
+        "linear_key_head_dim": st.integers(1, 64),
+        "mamba_ssm_dtype": st.sampled_from(["float32", "bfloat16"]),
+        "torch_dtype": st.sampled_from(["float16", "bfloat16", "float32"]),
+        "quantization_config": st.fixed_dictionaries(
+            {
+                "quant_method": st.sampled_from(["fp8", "bitsandbytes", "mxfp4", "?"]),
+                "bits": st.integers(1, 8),
+            }
+        ),
+    }
+    for key in draw(st.lists(st.sampled_from(sorted(optional)), max_size=8, unique=True)):
+        config[key] = draw(optional[key])
+    return config
+
+
 def _tensors_for(config: dict[str, Any]) -> dict[str, tuple[str, list[int]]]:
     """The checkpoint the config describes when its widths are small whole numbers; else the tiny one."""
     keys = ("hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads", "vocab_size")
@@ -271,7 +332,7 @@ def feed_config(config: dict[str, Any]) -> bool:
     return False
 
 
-CONFIGS = configs()
+CONFIGS = st.one_of(configs(), plausible_configs())
 
 
 def feed_config_bytes(data: bytes) -> bool:
