@@ -22,9 +22,16 @@ from fixtures.hub_server import FakeHub, Response  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument(
+        "--gguf-repo", metavar="REPO_ID", help="also serve a 25-file GGUF repo (benchmarks/gguf_repo.py)"
+    )
     args = parser.parse_args()
     hub = FakeHub(latency_s=args.latency_ms / 1000)
     load_all(hub)
+    if args.gguf_repo:
+        from benchmarks.gguf_repo import add_25_file_repo
+
+        add_25_file_repo(hub, args.gguf_repo)
 
     def stats(hub: FakeHub, req) -> Response:
         log = [e for e in hub.log if not e.path.startswith("/__bench")]
