@@ -307,6 +307,9 @@ def split_of(path: str) -> tuple[int, int] | None:
     return int(m.group(1)) - 1, int(m.group(2))
 
 
+_U64 = struct.Struct("<Q")
+
+
 class _Cursor:
     """Sequential reads over a range reader: a window of buffered bytes, extended on demand, bounded."""
 
@@ -377,6 +380,28 @@ class _Cursor:
         value: int = struct.unpack("<Q", self.need(8, what))[0]
         return value
 
+    def skip_strings(self, count: int, what: str) -> None:
+        """Skip ``count`` length-prefixed strings (a tokenizer's 128k tokens, 280k merges): the same checks as
+        ``string_length`` + ``skip`` per string, in one tight loop over the buffered bytes."""
+        unpack = _U64.unpack_from
+        size = self.file_size
+        while count:
+            buf, base = self._buf, self.base
+            off, limit = self.pos - base, len(self._buf)
+            while count and off >= 0 and off + 8 <= limit:
+                (n,) = unpack(buf, off)
+                if base + off + 8 + n > size:
+                    self.pos = base + off + 8
+                    raise self._fail(f"{what} length {n:,} runs past the end of the {size:,}-byte file")
+                if off + 8 + n > limit:
+                    break
+                off += 8 + n
+                count -= 1
+            self.pos = base + off
+            if count:  # the next string crosses the buffered bytes: one at a time, reading on
+                self.skip(self.string_length(what), what)
+                count -= 1
+
     def string_length(self, what: str) -> int:
         n = self.u64(what)
         if self.pos + n > self.file_size:
@@ -415,8 +440,7 @@ def _value(cur: _Cursor, vtype: int, key: str, depth: int = 0) -> Any:
                 raise cur._fail(
                     f"array {key!r} of {length:,} strings runs past the end of the {cur.file_size:,}-byte file"
                 )
-            for _ in range(length):
-                cur.skip(cur.string_length(f"string in array {key!r}"), f"string in array {key!r}")
+            cur.skip_strings(length, f"string in array {key!r}")
             return ArrayInfo(etype, length)
         if etype == _ARRAY:
             raise cur._fail(f"array {key!r} nests arrays, which llama.cpp does not read")
