@@ -231,6 +231,8 @@ def test_per_layer_settings_match_the_layers(change, expected):
         ({"quant_method": "gptq", "bits": 0}, "quantization_config.bits is 0;"),
         ({"quant_method": "gptq", "bits": -4}, "quantization_config.bits is -4;"),
         ({"quant_method": "gptq", "bits": 1e-300}, "quantization_config.bits is 1e-300;"),
+        # found by benchmarks/fuzz.py: math.isfinite(10**400) raised OverflowError
+        ({"quant_method": "gptq", "bits": 10**400}, "quantization_config.bits is a 1329-bit integer;"),
         ({"quant_method": "awq", "bits": 4, "group_size": 0}, "quantization_config.group_size is 0;"),
         ({"quant_method": "compressed-tensors", "config_groups": [1]}, "config_groups is [1]; it must be an"),
         (

@@ -196,9 +196,9 @@ def validate_quantization(settings: dict[str, Any], where: str) -> None:
 def _check_bits(value: object, field: str) -> None:
     if value is None:
         return
-    if not (type(value) in (int, float) and isinstance(value, int | float) and math.isfinite(value)) or not (
-        1 <= value <= 32
-    ):
+    # An int is compared as it is (math.isfinite(10**400) raises OverflowError); a float must be finite.
+    number = value if type(value) is int or (type(value) is float and math.isfinite(value)) else None
+    if number is None or not 1 <= number <= 32:
         raise ConfigError(f"{field} is {_shown(value)}; it must be a number of bits from 1 to 32")
 
 
