@@ -4,8 +4,9 @@
     python benchmarks/fuzz.py --examples 200 --door config
 
 For each door it feeds hypothesis-generated inputs through hubfit and counts, per input: an exception that is not
-a ``HubfitError`` (a failure, its first input kept), the wall time (over one second is a failure) and the peak
-of traced Python allocations (over 300 MB is a failure). No network: a door that reads a repository reads a
+a ``HubfitError`` (a failure, its first input kept), the wall time (over one second is a failure when a second
+run confirms it, as hypothesis confirms a deadline) and the peak of traced Python allocations (over 300 MB is a
+failure). No network: a door that reads a repository reads a
 temporary local directory. tests/test_fuzz.py runs the same doors with a short budget in the suite; the summary
 of a long run is committed in benchmarks/results/fuzz.md.
 """
@@ -13,6 +14,7 @@ of a long run is committed in benchmarks/results/fuzz.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import subprocess
 import sys
@@ -41,6 +43,7 @@ class Tally:
     inputs: int = 0
     refused: int = 0  # inputs answered with a HubfitError (a documented exit code)
     failures: int = 0
+    pauses: int = 0  # inputs over the time limit once and well within it when run again
     slowest_s: float = 0.0
     total_s: float = 0.0
     peak_bytes: int = 0
@@ -74,7 +77,16 @@ def run_door(door: Door, examples: int) -> Tally:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         if not problem and elapsed > TIME_LIMIT_S:
-            problem = f"slow: {elapsed:.2f} s"
+            # Confirmed like hypothesis's deadline: run again; a pause of the machine is not the input's doing.
+            again = time.perf_counter()
+            with contextlib.suppress(HubfitError):
+                door.feed(value)
+            rerun = time.perf_counter() - again
+            if rerun > TIME_LIMIT_S:
+                problem = f"slow: {elapsed:.2f} s, then {rerun:.2f} s"
+            else:
+                tally.pauses += 1
+                elapsed = rerun
         if not problem and peak > MEMORY_LIMIT:
             problem = f"memory: {peak / 2**20:.0f} MiB"
         tally.inputs += 1
@@ -133,7 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     total = sum(t.inputs for _, t in rows)
     failures = sum(t.failures for _, t in rows)
+    pauses = sum(t.pauses for _, t in rows)
     print(f"\n**{total:,} inputs, {failures} failures.**")
+    if pauses:
+        print(
+            f"\n{pauses} input(s) took over {TIME_LIMIT_S:g} s once and were within it when run again (a pause of "
+            "the machine, not the input's work): their second time is the one counted."
+        )
     for door, t in rows:
         if t.failures:
             print(f"\n- {door.name}: {t.kinds}; first: `{t.first_failure}`")
