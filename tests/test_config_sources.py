@@ -126,3 +126,14 @@ def test_the_action_shows_the_warning(tmp_path, fake_hub, gh):
     assert f"::warning title=hubfit::{WARNING}" in done.stdout
     report = json.loads(Path(outputs["json"]).read_text())
     assert report["warnings"][0].startswith(WARNING)
+
+
+def test_the_warning_is_in_the_markdown_and_the_card_section(hub):
+    """Published text carries the warning too (stderr does not reach a model card), as an inert code span."""
+    import hubfit
+    from hubfit.render.report import card_section, to_markdown
+
+    report = hubfit.analyze(hub_repo(hub, "cfg-hub", EIGHTY), token=False)
+    assert report.warnings and report.warnings[0].startswith(WARNING)
+    for text in (to_markdown(report), card_section(report)):
+        assert f"- Warning: `{WARNING}" in text

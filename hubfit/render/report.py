@@ -344,9 +344,17 @@ def to_markdown(report: Report) -> str:
         out += ["", *_serving_markdown(report)]
     if report.training is not None:
         out += ["", *_training_markdown(report)]
+    out += _warning_lines(report)
     out.append("")
     out.append("Sizes: GB = 10^9 bytes, GiB = 2^30 bytes.")
     return "\n".join(out) + "\n"
+
+
+def _warning_lines(report: Report) -> list[str]:
+    """The model stage's warnings as Markdown (its text quotes the repository: an inert code span each)."""
+    if not report.warnings:
+        return []
+    return ["", *(f"- Warning: {code(w, max_len=300)}" for w in report.warnings)]
 
 
 # ---- the model card's section (also the body of Hub discussion comments) ------------------------------
@@ -377,6 +385,7 @@ def card_section(report: Report) -> str:
             lines.append(
                 f"| {cell(c.name or '(root)')} | {c.parameters.total:,} | {human_bytes(c.weights.bytes)} |"
             )
+    lines += _warning_lines(report)
     if report.memory is not None:
         lines += _memory_lines(report.memory)
     if report.fit is not None:
