@@ -230,6 +230,7 @@ def analyze_gguf(
         best = fit.rows[0].files if fit.rows else models[0]
         serving = llamacpp_serving([headers[p] for p in best], settings, memory_bytes)
     first = [headers[p] for p in fit.rows[0].files]  # the largest model sets the report's counts
+    warnings = _gguf_total_check(source, [sum(headers[p].params for p in m) for m in models])
     arch = first[0].arch.architecture or None
     params = sum(h.params for h in first)
     by_type: dict[str, int] = {}
@@ -264,4 +265,21 @@ def analyze_gguf(
         gguf_files=[gguf_summary(headers[p]) for p in paths],
         gguf_fit=fit,
         llamacpp=serving,
+        warnings=warnings,
     )
+
+
+def _gguf_total_check(source: Source, params: list[int]) -> list[str]:
+    """The Hub's own count of a GGUF repo's parameters (model info ``gguf.total``) against the headers' counts.
+
+    The Hub reads one of the repo's GGUF files; every quant of one model has the same count, so a total that is
+    none of the models' counts means the headers and the Hub disagree about what the repo holds.
+    """
+    total = source.snapshot.gguf_total if isinstance(source, HubSource) else None
+    if total is None or total in params:
+        return []
+    counts = ", ".join(f"{p:,}" for p in sorted(set(params)))
+    return [
+        f"the Hub counts {total:,} parameters in this repo's GGUF file; its headers hold {counts}: "
+        "the headers' counts are the ones sized"
+    ]

@@ -116,3 +116,23 @@ def test_no_matching_file(gguf_hub: Any) -> None:
     result = CliRunner().invoke(main, ["analyze", LLAMA31_GGUF, "--file", "Q3_K_XL"])
     assert result.exit_code != 0
     assert "no GGUF files matching 'Q3_K_XL'" in str(result.exception) + result.output
+
+
+def test_the_hubs_gguf_total_is_checked_against_the_headers(fake_hub):
+    """The model info's gguf.total (the Hub's own count of a GGUF file) must be one of the headers' counts."""
+    import hubfit
+    from hubfit.source.hub import HubClient
+
+    if LLAMA31_GGUF not in fake_hub.repos:
+        add_gguf_repo(fake_hub)
+    agreed = hubfit.analyze(LLAMA31_GGUF, client=HubClient(token=False))
+    assert agreed.parameters.total == fake_hub.repos[LLAMA31_GGUF].gguf_info["total"]
+    assert agreed.warnings == []
+    other = "hubfit-gguf/disagreeing-total"
+    if other not in fake_hub.repos:
+        add_gguf_repo(fake_hub, other, gguf_total=7_000_000_000)
+    report = hubfit.analyze(other, client=HubClient(token=False))
+    assert report.warnings == [
+        f"the Hub counts 7,000,000,000 parameters in this repo's GGUF file; its headers hold "
+        f"{report.parameters.total:,}: the headers' counts are the ones sized"
+    ]

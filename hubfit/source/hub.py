@@ -84,6 +84,9 @@ class RepoSnapshot:
     files: tuple[RepoFile, ...]
     gated: bool | str = False
     private: bool = False
+    gguf_total: int | None = (
+        None  # the Hub's own parameter count of the repo's GGUF file (model info ``gguf``)
+    )
 
 
 @dataclass
@@ -112,6 +115,10 @@ class _Sibling(msgspec.Struct):
     lfs: _Lfs | None = None
 
 
+class _GgufInfo(msgspec.Struct):
+    total: int | None = None
+
+
 class _ModelInfo(msgspec.Struct):
     """The fields of the Hub's model-info answer that hubfit reads (others are ignored)."""
 
@@ -119,6 +126,7 @@ class _ModelInfo(msgspec.Struct):
     siblings: list[_Sibling] | None = None
     gated: bool | str | None = False
     private: bool | None = False
+    gguf: _GgufInfo | None = None
 
 
 _MODEL_INFO = msgspec.json.Decoder(_ModelInfo)
@@ -295,6 +303,7 @@ class HubClient:
             files=files,
             gated=info.gated or False,
             private=bool(info.private),
+            gguf_total=info.gguf.total if info.gguf is not None else None,
         )
 
     def read_file(
