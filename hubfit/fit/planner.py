@@ -365,9 +365,9 @@ class FitRow:
 # ---- evaluation --------------------------------------------------------------------------------------
 def _tp_sizes(gpu: GPU, model: Sizer) -> list[int]:
     """Valid tensor-parallel sizes on one node of ``gpu`` (1 on Apple silicon)."""
-    mla = model.groups.mla
-    config = model.model.main.config
-    return model.tp_sizes(gpu.per_node, gpu.unified_memory, lambda tp: _valid_tp(config, tp, mla))
+    sizes = [1] if gpu.unified_memory else range(1, gpu.per_node + 1)
+    config, mla = model.model.main.config, model.groups.mla
+    return [tp for tp in sizes if _valid_tp(config, tp, mla)]
 
 
 def _candidates(gpu: GPU, model: Sizer) -> list[Layout]:

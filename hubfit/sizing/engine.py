@@ -21,7 +21,6 @@ split evenly over its ``tp`` devices; the KV cache per rank follows :func:`hubfi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -173,7 +172,6 @@ class Sizer:
     groups: TensorGroups
     _kv_prefix: dict[tuple[int, int], list[int]] = field(default_factory=dict, init=False, repr=False)
     _overheads: dict[tuple[int, int, int], int] = field(default_factory=dict, init=False, repr=False)
-    _tp_sizes: dict[tuple[int, bool], list[int]] = field(default_factory=dict, init=False, repr=False)
     _needs: dict[tuple[Layout, int], DeviceNeed] = field(default_factory=dict, init=False, repr=False)
 
     @cached_property
@@ -217,14 +215,6 @@ class Sizer:
         if not params.total or params.active >= params.total:
             return self.weights
         return math.ceil(self.weights * params.active / params.total)
-
-    def tp_sizes(self, per_node: int, unified_memory: bool, valid: Callable[[int], bool]) -> list[int]:
-        """Tensor-parallel sizes up to ``per_node`` that ``valid`` accepts (1 on unified memory), cached."""
-        key = (per_node, unified_memory)
-        if key not in self._tp_sizes:
-            sizes = [1] if unified_memory else range(1, per_node + 1)
-            self._tp_sizes[key] = [t for t in sizes if valid(t)]
-        return self._tp_sizes[key]
 
     def stages(self, pp: int) -> list[range]:
         """Decoder layer ranges per pipeline stage (vLLM get_pp_indices: extras before the last stage)."""

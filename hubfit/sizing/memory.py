@@ -237,10 +237,8 @@ def estimate(
     groups = groups or TensorGroups.of(model)
     context = summary.context
     estimates = []
-    parts = OverheadParts()
     for prec in precisions:
         need = Sizer(model, workload, prec, groups).need(Layout(1), context)
-        parts = overhead_parts(model, need.weights, workload)
         estimates.append(
             Estimate(
                 precision=prec.name,
@@ -251,6 +249,9 @@ def estimate(
                 total_bytes=need.total,
             )
         )
+    # The overhead terms of one GPU, shown beside the table: those of the last row (they differ between rows only
+    # in the seed formula, which scales with each row's weights).
+    parts = overhead_parts(model, estimates[-1].weights_bytes, workload) if estimates else OverheadParts()
     rules = [PrecisionRule.of(p) for p in precisions]
     return MemoryReport(estimates, summary, kv_layers, parts, rules, workload)
 

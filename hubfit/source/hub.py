@@ -554,13 +554,6 @@ class _CacheSlot:
         folder = Path(hf_constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--"))
         return cls(folder / "blobs" / etag, folder / "snapshots" / sha / Path(*parts))
 
-    def read_blob(self) -> bytes | None:
-        """The blob's bytes when the cache already holds this content (from another commit), else ``None``."""
-        try:
-            return self.blob.read_bytes()
-        except OSError:
-            return None
-
     def store(self, data: bytes) -> None:
         """Write the blob (unless present) and link the commit's path to it."""
         try:
