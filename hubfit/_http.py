@@ -26,7 +26,6 @@ request is retried by two layers (see :meth:`hubfit.source.hub.HubClient.read_fi
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import math
 import random
@@ -156,6 +155,8 @@ def retry_after(headers: Mapping[str, str], *, now: float | None = None) -> floa
         if seconds is not None:
             return seconds
         try:
+            import email.utils  # only for an HTTP-date Retry-After (rare): not on every start-up
+
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError, OverflowError):  # "year 10**20" overflows
             when = None

@@ -18,19 +18,24 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from hubfit._version import __version__
 from hubfit.constants import JSON_SCHEMA
 from hubfit.errors import HeaderError
-from hubfit.fit.gguf import GGUFFile, GGUFFit, LlamaCppServing
 from hubfit.fit.planner import FitReport
 from hubfit.model.component import Model, ParameterSummary, Quantization, WeightSummary
 from hubfit.sizing.memory import MemoryReport
-from hubfit.sizing.training import Training
-from hubfit.sizing.vllm import Serving
+
+if TYPE_CHECKING:
+    # The optional sections' types live with their policies (llama.cpp, the serving engines, fine-tuning), which
+    # a plain analysis never runs: they are imported when a document is decoded or its schema written
+    # (:func:`_bind_section_types`), not on every start-up.
+    from hubfit.fit.gguf import GGUFFile, GGUFFit, LlamaCppServing
+    from hubfit.sizing.training import Training
+    from hubfit.sizing.vllm import Serving
 
 __all__ = ["SCHEMA_VERSION", "ComponentSummary", "Report", "json_schema", "write_schema"]
 
@@ -201,10 +206,28 @@ class Report:
         serving = rest.get("serving")
         if isinstance(serving, dict) and serving.get("engine") == "llama.cpp":
             rest["llamacpp"] = rest.pop("serving")
+        _bind_section_types()
         try:
             return msgspec.convert(rest, cls)
         except msgspec.ValidationError as exc:
             raise HeaderError(f"malformed report document: {exc}") from None
+
+
+def _bind_section_types() -> None:
+    """Make the optional sections' types resolvable in this module (msgspec reads the string annotations)."""
+    if "Serving" in globals():
+        return
+    from hubfit.fit.gguf import GGUFFile, GGUFFit, LlamaCppServing
+    from hubfit.sizing.training import Training
+    from hubfit.sizing.vllm import Serving
+
+    globals().update(
+        GGUFFile=GGUFFile,
+        GGUFFit=GGUFFit,
+        LlamaCppServing=LlamaCppServing,
+        Training=Training,
+        Serving=Serving,
+    )
 
 
 def _fields(cls: type) -> list[str]:
@@ -217,6 +240,7 @@ def json_schema() -> dict[str, Any]:
     msgspec writes the schema of the dataclasses; the memory and fit sections' properties are then lifted to the
     top level, as :meth:`Report.to_dict` lifts them.
     """
+    _bind_section_types()
     schema: dict[str, Any] = msgspec.json.schema(Report)
     defs = schema["$defs"]
     report = defs["Report"]

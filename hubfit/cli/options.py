@@ -419,10 +419,6 @@ _LLAMACPP: list[Param] = [
 
 def _gguf(values: Mapping[str, Any]) -> GGUFQuery | None:
     """The :class:`~hubfit.fit.gguf.GGUFQuery` of the llama.cpp flags (``None``: none given)."""
-    from hubfit.errors import UsageError
-    from hubfit.fit.gguf import GGUFQuery
-    from hubfit.sizing.llamacpp import LlamaCppSettings
-
     serve = values["engine"] == "llama.cpp"
     if (
         not serve
@@ -431,6 +427,10 @@ def _gguf(values: Mapping[str, Any]) -> GGUFQuery | None:
         and values["n_gpu_layers"] is None
     ):
         return None
+    from hubfit.errors import UsageError
+    from hubfit.fit.gguf import GGUFQuery
+    from hubfit.sizing.llamacpp import LlamaCppSettings
+
     split = None
     if values["tensor_split"]:
         try:

@@ -45,7 +45,6 @@ from hubfit.errors import (
     RepoNotFoundError,
     RevisionNotFoundError,
 )
-from hubfit.formats.gguf import GGUFHeader
 from hubfit.formats.safetensors import SafetensorsHeader, decode_sharded, header_from_metadata, read_header
 
 __all__ = ["HubClient", "HubStats", "RepoFile", "RepoSnapshot"]
@@ -53,6 +52,8 @@ __all__ = ["HubClient", "HubStats", "RepoFile", "RepoSnapshot"]
 logger = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
+
+    from hubfit.formats.gguf import GGUFHeader
 
 T = TypeVar("T")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -306,6 +307,23 @@ class HubClient:
             gguf_total=info.gguf.total if info.gguf is not None else None,
         )
 
+    def file_url(self, repo_id: str, path: str, revision: str) -> str:
+        """The file's resolve URL, as ``huggingface_hub.hf_hub_url`` builds it (its URL template and endpoint).
+
+        Built here from ``huggingface_hub.constants`` because importing ``hf_hub_url`` loads the download
+        machinery (progress bars, file locks), about 35 ms of every start-up, for one string.
+        """
+        from urllib.parse import quote
+
+        from huggingface_hub import constants
+
+        url: str = constants.HUGGINGFACE_CO_URL_TEMPLATE.format(
+            repo_id=repo_id, revision=quote(revision, safe=""), filename=quote(path)
+        )
+        if url.startswith(constants.ENDPOINT):
+            url = self.endpoint + url[len(constants.ENDPOINT) :]
+        return url
+
     def read_file(
         self,
         repo_id: str,
@@ -330,15 +348,13 @@ class HubClient:
             max_bytes: refuse a larger file (:class:`~hubfit.errors.HeaderError`) before reading it.
             missing_ok: return ``None`` when the file does not exist at ``sha`` instead of raising.
         """
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(repo_id, path, revision=sha)
-        if isinstance(cached, str):
+        cached = _CacheSlot.lookup(repo_id, path, sha)
+        if isinstance(cached, Path):
             if max_bytes is not None and os.path.getsize(cached) > max_bytes:
                 raise HeaderError(f"{repo_id}/{path} is larger than {max_bytes:,} bytes")
             with open(cached, "rb") as fh:
                 return fh.read()
-        if cached is not None and missing_ok:  # the cache knows the file does not exist at this commit
+        if cached is _MISSING and missing_ok:  # the cache knows the file does not exist at this commit
             return None
         what = what or f"download {path} from {repo_id}"
         return self.call(
@@ -357,11 +373,10 @@ class HubClient:
         (the size in ``Content-Length``, checked before the body is read; the ETag that names the cache blob,
         ``X-Linked-Etag`` on a Git LFS redirect) and saves a round trip per file.
         """
-        from huggingface_hub import hf_hub_url
         from huggingface_hub.errors import EntryNotFoundError
         from huggingface_hub.utils import get_session, hf_raise_for_status
 
-        url = hf_hub_url(repo_id, path, revision=sha, endpoint=self.endpoint)
+        url = self.file_url(repo_id, path, sha)
         too_large = HeaderError(f"{repo_id}/{path} is larger than {max_bytes or 0:,} bytes")
         self.stats.add(requests=1)
         chunks: list[bytes] = []
@@ -408,10 +423,9 @@ class HubClient:
 
         ``total``, when given, receives the file's size from a 206 answer's ``Content-Range``.
         """
-        from huggingface_hub import hf_hub_url
         from huggingface_hub.utils import get_session, hf_raise_for_status
 
-        url = hf_hub_url(repo_id, path, revision=sha, endpoint=self.endpoint)
+        url = self.file_url(repo_id, path, sha)
         headers = {**self._hf_headers(), "Range": f"bytes={start}-{end - 1}"}
 
         def call() -> bytes:
@@ -524,6 +538,10 @@ def _etag(responses: list[Any]) -> str | None:
     return None
 
 
+#: :meth:`_CacheSlot.lookup`'s answer for a file the cache knows does not exist at a commit.
+_MISSING = object()
+
+
 @dataclass(frozen=True)
 class _CacheSlot:
     """Where huggingface_hub's cache keeps one file of one commit, so ``hf_hub_download`` finds it.
@@ -536,6 +554,26 @@ class _CacheSlot:
 
     blob: Path
     pointer: Path
+
+    @staticmethod
+    def lookup(repo_id: str, path: str, sha: str) -> Path | object | None:
+        """What huggingface_hub's cache holds for ``path`` at commit ``sha``, as ``try_to_load_from_cache`` reads
+        it: the cached file, :data:`_MISSING` when a download recorded that the file does not exist there
+        (``.no_exist/<sha>/<path>``), or ``None``."""
+        from huggingface_hub import constants as hf_constants
+
+        parts = path.split("/")
+        if (
+            not _SHA.match(sha)
+            or repo_id.count("/") != 1
+            or any(p in ("", ".", "..") or "\\" in p for p in parts)
+        ):
+            return None
+        folder = Path(hf_constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--"))
+        if (folder / ".no_exist" / sha / Path(*parts)).is_file():
+            return _MISSING
+        cached = folder / "snapshots" / sha / Path(*parts)
+        return cached if cached.is_file() else None
 
     @classmethod
     def locate(cls, repo_id: str, path: str, sha: str, etag: str | None) -> _CacheSlot | None:

@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from hubfit.constants import FIRST_READ_BYTES, MAX_JSON_BYTES, MAX_WORKERS
 from hubfit.errors import HeaderError, LfsPointerError, NoWeightsError, RepoNotFoundError, UsageError
-from hubfit.formats.gguf import GGUFHeader
-from hubfit.formats.gguf import read_local_header as read_gguf_local
 from hubfit.formats.safetensors import SafetensorsHeader, read_local_header
 
 if TYPE_CHECKING:  # pragma: no cover
+    from hubfit.formats.gguf import GGUFHeader
     from hubfit.source.lfs import LfsHeaderReader
 
 __all__ = ["HubSource", "LocalSource", "Source", "open_source"]
@@ -202,6 +201,8 @@ class LocalSource:
 
     def read_gguf_headers(self, paths: Sequence[str]) -> dict[str, GGUFHeader]:
         """Validated GGUF headers of local files (only their header bytes are read)."""
+        from hubfit.formats.gguf import read_local_header as read_gguf_local
+
         return _map_any(
             lambda p: read_gguf_local(str(self.root / p), filename=p), list(paths), self._progress
         )
