@@ -58,7 +58,9 @@ def test_local_directory_json(tiny_dir):
 
 def test_text_and_markdown_say_their_units(tiny_dir):
     text = run(str(tiny_dir)).stdout
-    assert "Parameters" in text and "9,248" in text
+    assert "9.2K parameters" in text and "Memory in GiB (2^30 bytes)" in text
+    details = run(str(tiny_dir), "--details").stdout
+    assert "Parameters" in details and "9,248" in details and "GB = 10^9 bytes, GiB = 2^30 bytes" in details
     md = run(str(tiny_dir), "--markdown").stdout
     assert "| Parameters | 9,248" in md and "GB = 10^9 bytes, GiB = 2^30 bytes" in md
 

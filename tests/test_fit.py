@@ -379,10 +379,11 @@ def test_cli_fit_flags(hub):
     assert all(row["count"] == 1 for row in data["fits"])
     (best,) = data["best_bpw"]
     assert best["context"] == 2048 and 2.55 <= best["bpw"] <= 2.75
-    text = _hubfit(
-        "meta-llama/Llama-2-70b-hf", "--token", TOKEN, "--gpu-memory", "80GiB", "--precision", "int4"
-    )
-    assert "custom 80 GiB" in text.stdout and "GPU fit" in text.stdout
+    flags = ("--token", TOKEN, "--gpu-memory", "80GiB", "--precision", "int4")
+    text = _hubfit("meta-llama/Llama-2-70b-hf", *flags)
+    assert "1x custom 80 GiB" in text.stdout
+    details = _hubfit("meta-llama/Llama-2-70b-hf", *flags, "--details")
+    assert "custom 80 GiB" in details.stdout and "GPU fit" in details.stdout
 
 
 def test_cli_unknown_gpu_fails_before_any_hub_request(hub):

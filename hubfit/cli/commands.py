@@ -78,13 +78,19 @@ def _progress(enabled: bool) -> Progress | None:
 @click.argument("model")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (schema hubfit/1).")
 @click.option("--markdown", "as_markdown", is_flag=True, help="Print the report as Markdown.")
+@click.option(
+    "--details",
+    "-v",
+    is_flag=True,
+    help="The whole report: counts by dtype, precision notes, overhead terms, every GPU of the set.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @report_options
-def analyze_cmd(model: str, as_json: bool, as_markdown: bool, quiet: bool, opts: ReportOptions) -> None:
+def analyze_cmd(
+    model: str, as_json: bool, as_markdown: bool, details: bool, quiet: bool, opts: ReportOptions
+) -> None:
     """Count parameters and weight bytes of MODEL (a Hub repo id or a local directory), the memory to run it
     and the GPUs that hold it."""
-    from hubfit.render.report import to_markdown, to_text
-
     if as_json and as_markdown:
         raise click.UsageError("--json and --markdown are exclusive")
     show_progress = not quiet and sys.stderr.isatty()
@@ -92,9 +98,29 @@ def analyze_cmd(model: str, as_json: bool, as_markdown: bool, quiet: bool, opts:
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     elif as_markdown:
+        from hubfit.render.report import to_markdown
+
         click.echo(to_markdown(report), nl=False)
-    else:
+    elif details:
+        from hubfit.render.report import to_text
+
         click.echo(to_text(report, color=_use_colour()), nl=False)
+    else:
+        from hubfit.render.summary import to_summary
+
+        named = bool(opts.hardware is not None and (opts.hardware.gpus or opts.hardware.gpu_memory))
+        click.echo(to_summary(report, width=_width(), named_gpus=named), nl=False)
+
+
+def _width() -> int:
+    """The terminal's columns on a terminal (``COLUMNS`` honoured), else 100."""
+    import shutil
+
+    from hubfit.render.summary import DEFAULT_WIDTH
+
+    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+        return DEFAULT_WIDTH
+    return max(60, shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns)
 
 
 def _use_colour() -> bool:

@@ -181,16 +181,28 @@ _Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class _Entry(msgspec.Struct, frozen=True):
-    """One tensor entry as the format defines it (unknown keys are ignored, as the Rust reader does)."""
+    """One tensor entry as the format defines it (unknown keys are ignored, as the Rust reader does).
 
-    dtype: str
-    shape: list[_Count]
-    data_offsets: tuple[_Count, _Count]
+    The fields default to ``None`` so that the whole header decodes in one call: the ``__metadata__`` entry (a
+    string map) decodes to an empty entry and is read by :data:`_METADATA`; a tensor entry missing a field is
+    left to the reference path, which names it.
+    """
+
+    dtype: str | None = None
+    shape: list[_Count] | None = None
+    data_offsets: tuple[_Count, _Count] | None = None
 
 
-_ENTRY = msgspec.json.Decoder(_Entry)
-_RAW_OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_METADATA = msgspec.json.Decoder(dict[str, str])
+class _MetadataOnly(msgspec.Struct, frozen=True):
+    """The header's ``__metadata__`` string map (every tensor entry skipped unread)."""
+
+    metadata: dict[str, str] | None = msgspec.field(default=None, name="__metadata__")
+
+
+_ENTRIES = msgspec.json.Decoder(dict[str, _Entry | None])
+_ENTRY = msgspec.json.Decoder(_Entry | None)
+_METADATA = msgspec.json.Decoder(_MetadataOnly)
+_METADATA_MAP = msgspec.json.Decoder(dict[str, str] | None)
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 
 
@@ -198,41 +210,55 @@ class _NotFast(Exception):
     """The typed path met something it does not accept; the reference path says precisely what."""
 
 
-def _fast(
-    raw: dict[str, msgspec.Raw], *, filename: str, length: int, file_size: int | None
-) -> SafetensorsHeader:
-    """Validate a header whose entries are still raw JSON, by the rules of :func:`validate_header`.
+def _fast(header_bytes: bytes, *, filename: str, length: int, file_size: int | None) -> SafetensorsHeader:
+    """Decode and validate a header by the rules of :func:`validate_header`, in one typed decoding pass.
 
     It accepts exactly what :func:`validate_header` accepts; anything else raises :class:`_NotFast` so that the
-    reference path produces its message. Shapes repeat (a few hundred distinct ones in 92k tensors), so their
-    element counts are computed once each.
+    reference path produces its message.
+    """
+    try:
+        entries = _ENTRIES.decode(header_bytes)
+        metadata = _METADATA.decode(header_bytes).metadata if "__metadata__" in entries else None
+    except _DECODE_ERRORS:
+        raise _NotFast from None
+    return _fast_entries(entries, metadata or {}, filename=filename, length=length, file_size=file_size)
+
+
+def _fast_entries(
+    entries: dict[str, _Entry | None],
+    metadata: dict[str, str],
+    *,
+    filename: str,
+    length: int,
+    file_size: int | None,
+) -> SafetensorsHeader:
+    """Validate typed entries by the rules of :func:`validate_header` (:class:`_NotFast` for anything else).
+
+    Shapes repeat (a few hundred distinct ones in 92k tensors), so their element counts are computed once each.
     """
     bits_of = dtypes.bits_table()
     elements_of: dict[tuple[int, ...], int] = {}
     tensors: dict[str, TensorInfo] = {}
-    metadata: dict[str, str] = {}
-    try:
-        for name, value in raw.items():
-            if name == "__metadata__":
-                metadata = _METADATA.decode(value) if bytes(value) != b"null" else {}
-                continue
-            entry = _ENTRY.decode(value)
-            bits = bits_of.get(entry.dtype)
-            begin, end = entry.data_offsets
-            if bits is None or begin > end:
-                raise _NotFast
-            shape = tuple(entry.shape)
-            elements = elements_of.get(shape)
+    for name, entry in entries.items():
+        if name == "__metadata__":
+            continue
+        if entry is None or entry.dtype is None or entry.shape is None or entry.data_offsets is None:
+            raise _NotFast
+        dtype, offsets = entry.dtype, entry.data_offsets
+        bits = bits_of.get(dtype)
+        begin, end = offsets
+        if bits is None or begin > end:
+            raise _NotFast
+        shape = tuple(entry.shape)
+        elements = elements_of.get(shape)
+        if elements is None:
+            elements = _elements(shape)
             if elements is None:
-                elements = _elements(shape)
-                if elements is None:
-                    raise _NotFast
-                elements_of[shape] = elements
-            if elements * bits != (end - begin) * 8:
                 raise _NotFast
-            tensors[name] = TensorInfo(name, entry.dtype, shape, (begin, end), elements, end - begin)
-    except _DECODE_ERRORS:
-        raise _NotFast from None
+            elements_of[shape] = elements
+        if elements * bits != (end - begin) * 8:
+            raise _NotFast
+        tensors[name] = TensorInfo(name, dtype, shape, offsets, elements, end - begin)
     return _checked_cover(tensors, metadata, filename=filename, length=length, file_size=file_size)
 
 
@@ -277,7 +303,7 @@ def parse_header(
     """
     length = len(header_bytes) if length is None else length
     try:
-        return _fast(_RAW_OBJECT.decode(header_bytes), filename=filename, length=length, file_size=file_size)
+        return _fast(header_bytes, filename=filename, length=length, file_size=file_size)
     except (_NotFast, *_DECODE_ERRORS):
         pass  # the reference path below names the violation
     try:
@@ -360,8 +386,11 @@ def header_from_metadata(
     header: SafetensorsHeader | None = None
     if raw_entries and len(raw_entries) == len(raw):
         try:
-            header = _fast(raw, filename=filename, length=0, file_size=None)
-        except _NotFast:
+            meta_raw = raw.get("__metadata__")
+            metadata = _METADATA_MAP.decode(meta_raw) if meta_raw is not None else None
+            entries = {k: _ENTRY.decode(v) for k, v in raw.items() if k != "__metadata__"}
+            header = _fast_entries(entries, metadata or {}, filename=filename, length=0, file_size=None)
+        except (_NotFast, *_DECODE_ERRORS):
             raw = {k: _decoded(v) for k, v in raw.items()}
     if header is None:
         header = validate_header(raw, filename=filename, length=0)

@@ -87,9 +87,9 @@ def to_text(report: Report, *, color: bool = False) -> str:
 
         lines += ["", *fit_text(report.fit, color=color).splitlines()]
     if report.serving is not None:
-        lines += ["", *_serving_lines(report)]
+        lines += ["", *serving_lines(report)]
     if report.training is not None:
-        lines += ["", *_training_lines(report)]
+        lines += ["", *training_lines(report)]
     if report.gguf_fit is not None or report.llamacpp is not None:
         from hubfit.render.gguf import gguf_lines
 
@@ -112,7 +112,7 @@ def _serving_headline(report: Report) -> str:
     )
 
 
-def _serving_lines(report: Report) -> list[str]:
+def serving_lines(report: Report) -> list[str]:
     s = report.serving
     assert s is not None
     b = s.per_gpu_bytes
@@ -161,7 +161,7 @@ def _training_terms(report: Report) -> list[tuple[str, int]]:
     ]
 
 
-def _training_lines(report: Report) -> list[str]:
+def training_lines(report: Report) -> list[str]:
     t = report.training
     assert t is not None
     terms = ", ".join(f"{label} {gib(value)}" for label, value in _training_terms(report))
