@@ -116,12 +116,28 @@ def serving_lines(report: Report) -> list[str]:
     s = report.serving
     assert s is not None
     b = s.per_gpu_bytes
+    if s.engine == "sglang":  # SGLang keeps a reserve instead of measuring activations and graphs
+        terms = (
+            f"weights {gib(b.weights)}, reserve for activations and CUDA graphs {gib(b.activation_peak)}, "
+            f"used before loading {gib(b.non_torch)}, KV pool {gib(b.kv_cache)}"
+        )
+        limits = (
+            f"context_length {s.max_model_len:,} at mem_fraction_static {s.gpu_memory_utilization:g}; "
+            f"longest request the pool holds: {s.max_model_len_that_fits:,}"
+        )
+    else:
+        terms = (
+            f"weights {gib(b.weights)}, activation peak {gib(b.activation_peak)}, non-torch {gib(b.non_torch)}, "
+            f"CUDA graphs {gib(b.cuda_graphs)}, KV cache {gib(b.kv_cache)}"
+        )
+        limits = (
+            f"max_model_len {s.max_model_len:,} at gpu_memory_utilization {s.gpu_memory_utilization:g}; "
+            f"longest that starts: {s.max_model_len_that_fits:,}"
+        )
     lines = [
         f"Serving: {_serving_headline(report)} (revision {report.sha or report.revision})",
-        f"  per GPU: weights {gib(b.weights)}, activation peak {gib(b.activation_peak)}, "
-        f"non-torch {gib(b.non_torch)}, CUDA graphs {gib(b.cuda_graphs)}, KV cache {gib(b.kv_cache)}",
-        f"  max_model_len {s.max_model_len:,} at gpu_memory_utilization {s.gpu_memory_utilization:g}; "
-        f"longest that starts: {s.max_model_len_that_fits:,}",
+        f"  per GPU: {terms}",
+        f"  {limits}",
     ]
     if s.error:
         lines.append(f"  error: {s.error}")

@@ -35,6 +35,8 @@ def to_summary(report: Report, *, width: int = DEFAULT_WIDTH, named_gpus: bool =
             weight on each, instead of a pick per GPU class.
     """
     lines = [_headline(report), *_wrap(_facts(report), width)]
+    if report.serving is not None:  # the engine asked for leads: its answer is the one the user deploys with
+        lines += ["", *serving_lines(report)]
     if report.memory is not None:
         lines += ["", *_table(report.memory, report.fit, width, named_gpus)]
     if report.fit is not None:
@@ -207,10 +209,8 @@ def _best(fit: FitReport, best: BestBpw) -> str:
 
 
 def _asked_sections(report: Report) -> list[str]:
-    """What the user asked for beside the memory table: serving, fine-tuning, a GGUF repository's files."""
+    """What the user asked for beside the memory table: fine-tuning, a GGUF repository's files."""
     lines: list[str] = []
-    if report.serving is not None:
-        lines += serving_lines(report)
     if report.training is not None:
         lines += training_lines(report)
     if report.gguf_fit is not None or report.llamacpp is not None:

@@ -224,7 +224,7 @@ def _modelled(specs: tuple[kv.LayerSpec, ...], model: Model) -> None:
         )
 
 
-def _load_dtype(config: ModelConfig, settings: ServeSettings) -> str:
+def load_dtype(config: ModelConfig, settings: ServeSettings) -> str:
     """``bf16`` or ``fp16``: vLLM's ``dtype=auto`` keeps a 16-bit config dtype and casts float32 down (to
     bfloat16 for Gemma, float16 otherwise; ``_get_and_verify_dtype`` in vllm/config)."""
     if settings.dtype not in ("auto", ""):
@@ -235,7 +235,7 @@ def _load_dtype(config: ModelConfig, settings: ServeSettings) -> str:
     return "fp16" if dtype in ("float16", "fp16", "half") else "bf16"
 
 
-def _weights(model: Model, groups: TensorGroups, settings: ServeSettings, dtype: str) -> int:
+def loaded_weights(model: Model, groups: TensorGroups, settings: ServeSettings, dtype: str) -> int:
     """Weights on the busiest rank as vLLM loads them ("Model loading took")."""
     config = model.main.config
     assert config is not None
@@ -426,7 +426,9 @@ def serve(
         UsageError: a model whose cache layout is not modelled, or settings vLLM rejects before sizing.
     """
     if settings.engine == "sglang":
-        return _sglang(model, settings, gpu, memory_bytes, groups, total_bytes)
+        from hubfit.sizing import sglang
+
+        return sglang.serve(model, settings, gpu, memory_bytes, groups, total_bytes=total_bytes)
     config = model.main.config
     if config is None:
         raise UsageError("the vLLM view needs the model's config.json")
@@ -442,11 +444,11 @@ def serve(
     limit = config.max_position_embeddings or 0
     auto = settings.max_model_len == -1
     max_model_len = limit if settings.max_model_len in (None, -1) else int(settings.max_model_len)
-    dtype = _load_dtype(config, settings)
+    dtype = load_dtype(config, settings)
     kv_dtype = dtype if settings.kv_cache_dtype == "auto" else settings.kv_cache_dtype
     tokens, seqs = _batch_defaults(settings, total, gpu, max_model_len)
 
-    weights = _weights(model, groups, settings, dtype)
+    weights = loaded_weights(model, groups, settings, dtype)
     activation = _activation(config, settings, tokens, seqs, dtype)
     non_torch = _non_torch(settings)
     graphs = _cuda_graphs(settings, groups.layer_count)
@@ -575,17 +577,3 @@ def _starts(model: Model, settings: ServeSettings, gpu: str, total: int) -> bool
         return serve(model, settings, gpu, 0, total_bytes=total).starts
     except UsageError:
         return False
-
-
-# ---- SGLang (research note section 7) ---------------------------------------------------------------------
-
-
-def _sglang(
-    model: Model,
-    settings: ServeSettings,
-    gpu: str,
-    memory_bytes: int,
-    groups: TensorGroups | None,
-    total_bytes: int | None,
-) -> Serving:
-    raise UsageError("the SGLang view is not modelled yet; use --engine vllm")
