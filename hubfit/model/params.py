@@ -119,39 +119,35 @@ def _role(info: TensorInfo, packed: bool) -> str:
     return "other"
 
 
-def _values(elements: int, per_element: Fraction) -> int:
-    """Logical values in ``elements`` packed ``per_element`` to an element, in integers.
-
-    Packing ratios are exact for real checkpoints; a layout that is not rounds half up.
-    """
-    num, den = per_element.numerator, per_element.denominator
-    if den == 1:
-        return elements * num
-    return (2 * elements * num + den) // (2 * den)
-
-
-#: Maps every digit to 0: names that differ only in layer or expert indices (of the same width) share a key.
-_DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
+#: Maps every digit to 0 (on the name's UTF-8 bytes: a 256-byte table, ten times faster than ``str.translate``'s
+#: per-character lookups): names that differ only in layer or expert indices of the same width share a key.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 
 
 @dataclass(frozen=True)
 class _NameRule:
-    """What a tensor name (digits normalised) says, for every tensor of that shape of name."""
+    """What a tensor name (digits normalised) says, for every tensor of that shape of name.
+
+    Names sharing a key have their digits at the same character positions, so the layer and expert numbers are
+    read by slicing, not by parsing each name.
+    """
 
     role: str
-    layer_at: int | None  # index in name.split(".") of the layer number
-    expert_at: int | None  # index of the routed expert number (role "expert" only)
+    layer_at: slice | None  # characters of the layer number
+    expert_at: slice | None  # characters of the routed expert number (role "expert" only)
 
 
-def _part_index(name: str, match: re.Match[str] | None) -> int | None:
-    return None if match is None else name.count(".", 0, match.start(1))
+def _digits(match: re.Match[str] | None) -> slice | None:
+    return None if match is None else slice(match.start(1), match.end(1))
 
 
-def _name_rule(info: TensorInfo, packed: bool) -> _NameRule:
+def _name_rule(info: TensorInfo, packed: bool, metadata: bool) -> _NameRule:
     name = info.name
+    layer = _digits(_LAYER.search(name))
+    if metadata:
+        return _NameRule("quant_meta", layer, None)
     role = _role(info, packed)
-    expert = _part_index(name, _EXPERT.search(name)) if role == "expert" else None
-    return _NameRule(role, _part_index(name, _LAYER.search(name)), expert)
+    return _NameRule(role, layer, _digits(_EXPERT.search(name)) if role == "expert" else None)
 
 
 def inventory(
@@ -164,46 +160,53 @@ def inventory(
     """Classify every tensor of one component (a model whose weights may span several shards)."""
     headers = list(headers)
     all_tensors: dict[str, TensorInfo] = {}
-    file_of: dict[str, str] = {}
     for header in headers:
-        for name, info in header.tensors.items():
-            all_tensors[name] = info
-            file_of[name] = header.filename
+        all_tensors.update(header.tensors)
 
     # The role and the positions of the layer and expert numbers depend on the name with its digits
     # normalised, its rank and packing: classified once per such key (a few hundred for 92k tensors).
-    rules: dict[tuple[str, int, bool, bool], _NameRule] = {}
+    rules: dict[tuple[bytes, int, int], _NameRule] = {}
+    packing: dict[int, tuple[bool, int, int]] = {}  # id(TensorRule) -> packed, values per element as num/den
     out: list[LogicalTensor] = []
-    for name, info in all_tensors.items():
-        rule = quant.rule(info, all_tensors) if quant else UNPACKED
-        per_element = rule.values_per_element
-        packed = per_element != 1
-        key = (name.translate(_DIGITS_TO_ZERO), len(info.shape), packed, rule.metadata)
-        named = rules.get(key)
-        if named is None:
-            named = rules[key] = (
-                _NameRule("quant_meta", _part_index(name, _LAYER.search(name)), None)
-                if rule.metadata
-                else _name_rule(info, packed)
+    append = out.append
+    for header in headers:
+        filename = header.filename
+        for name, info in header.tensors.items():
+            if all_tensors[name] is not info:  # a name stored twice: the later shard's entry counts
+                continue
+            rule = quant.rule(info, all_tensors) if quant else UNPACKED
+            packed_as = packing.get(id(rule))
+            if packed_as is None:
+                per = rule.values_per_element
+                packed_as = packing[id(rule)] = (per != 1, per.numerator, per.denominator)
+            packed, num, den = packed_as
+            key = (name.encode().translate(_DIGITS_TO_ZERO), len(info.shape), packed + 2 * rule.metadata)
+            named = rules.get(key)
+            if named is None:
+                named = rules[key] = _name_rule(info, packed, rule.metadata)
+            role = named.role
+            if role in ("buffer", "quant_meta"):
+                params = 0
+            elif den == 1:
+                params = info.elements * num
+            else:  # packing ratios are exact for real checkpoints; a layout that is not rounds half up
+                params = (2 * info.elements * num + den) // (2 * den)
+            layer, expert = named.layer_at, named.expert_at
+            append(
+                LogicalTensor(
+                    name,
+                    component,
+                    filename,
+                    info.dtype,
+                    info.shape,
+                    info.elements,
+                    info.nbytes,
+                    params,
+                    role,
+                    None if layer is None else int(name[layer]),
+                    None if expert is None else int(name[expert]),
+                )
             )
-        role = named.role
-        params = 0 if role in ("buffer", "quant_meta") else _values(info.elements, per_element)
-        parts = name.split(".") if named.layer_at is not None or named.expert_at is not None else ()
-        out.append(
-            LogicalTensor(
-                name,
-                component,
-                file_of[name],
-                info.dtype,
-                info.shape,
-                info.elements,
-                info.nbytes,
-                params,
-                role,
-                int(parts[named.layer_at]) if named.layer_at is not None else None,
-                int(parts[named.expert_at]) if named.expert_at is not None else None,
-            )
-        )
     return _resolve_ties(out, config)
 
 

@@ -54,13 +54,18 @@ class Source(Protocol):
         ...
 
 
-def _header_estimate(tensor_names: list[str]) -> int:
-    """Bytes of a shard's prefix + header, estimated from its tensor names in the index.
+def _header_estimates(weight_map: dict[str, Any], folder: str = "") -> dict[str, int]:
+    """Bytes of each shard's prefix + header, estimated from its tensor names in the index.
 
     A header entry is the quoted name plus about 70-80 bytes of dtype, shape and offsets
     (``:{"dtype":"BF16","shape":[16384,53248],"data_offsets":[0,1744830464]},``).
     """
-    return 8 + 128 + sum(len(name) + 80 for name in tensor_names)
+    sizes: dict[str, int] = {}
+    get = sizes.get
+    for name, shard in weight_map.items():
+        if type(shard) is str:  # an index of another shape only loses the estimate
+            sizes[shard] = get(shard, 8 + 128) + len(name) + 80
+    return {folder + shard: size for shard, size in sizes.items()}
 
 
 class HubSource:
@@ -121,17 +126,18 @@ class HubSource:
 
         # The index names each shard's tensors: enough to size one ranged read per shard.
         index = self.read_json(index_path) if index_path and len(paths) > 1 else None
-        names_by_file: dict[str, list[str]] = {}
+        estimates: dict[str, int] = {}
         if isinstance(index, dict):
             folder = index_path.rsplit("/", 1)[0] + "/" if index_path and "/" in index_path else ""
-            for name, shard in (index.get("weight_map") or {}).items():
-                names_by_file.setdefault(folder + shard, []).append(name)
+            estimates = _header_estimates(index.get("weight_map") or {}, folder)
 
         def read(path: str) -> SafetensorsHeader:
-            names = names_by_file.get(path)
-            first = _header_estimate(names) if names else FIRST_READ_BYTES
             return self.client.read_header(
-                self.repo_id, path, self.sha, first_read=first, file_size=self._files.get(path)
+                self.repo_id,
+                path,
+                self.sha,
+                first_read=estimates.get(path, FIRST_READ_BYTES),
+                file_size=self._files.get(path),
             )
 
         return _map(read, paths, self._progress)
