@@ -7,7 +7,7 @@ import resource
 import struct
 
 import pytest
-from stfile import file_bytes, header
+from stfile import file_bytes, header, write
 
 from hubfit.errors import HeaderError, LfsPointerError
 from hubfit.formats.safetensors import header_length, parse_header, read_local_header
@@ -130,3 +130,59 @@ def test_header_length_bounds_check_before_reading():
     with pytest.raises(HeaderError, match="exceeds"):
         header_length(struct.pack("<Q", 100_000_001), filename="f")
     assert header_length(struct.pack("<Q", 100_000_000), filename="f") == 100_000_000
+
+
+def test_test_files_are_written_by_the_safetensors_library(tmp_path):
+    """stfile hands tensors to the library's writer: its order (alignment, then name) and its offsets."""
+    from safetensors import safe_open
+
+    path = write(
+        tmp_path / "model.safetensors", {"z": ("F16", [3]), "a": ("F32", [2]), "b": ("BF16", [2, 2])}
+    )
+    h = read_local_header(path)
+    assert list(h.tensors) == ["a", "b", "z"]
+    assert h.tensors["a"].data_offsets == (0, 8) and h.tensors["z"].data_offsets == (16, 22)
+    with safe_open(str(path), framework="numpy") as f:
+        assert {n: (f.get_slice(n).get_dtype(), f.get_slice(n).get_shape()) for n in f.keys()} == {  # noqa: SIM118
+            n: (t.dtype, list(t.shape)) for n, t in h.tensors.items()
+        }
+
+
+def test_a_file_the_loaders_refuse_is_a_header_error(tmp_path):
+    """hubfit's reader accepts a lone UTF-16 surrogate in a name (Python's JSON does); the Rust reader the
+    loaders use refuses it, so read_local_header does too, in one line naming the file."""
+    raw = b'{"\\ud800":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}'
+    raw += b" " * (-len(raw) % 8)
+    assert "\ud800" in parse_header(raw, filename="x").tensors
+    path = tmp_path / "odd.safetensors"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * 4)
+    with pytest.raises(HeaderError) as caught:
+        read_local_header(path, filename="dir/odd.safetensors")
+    message = str(caught.value)
+    assert message.startswith("dir/odd.safetensors: the safetensors library refuses to open it (")
+    assert "\n" not in message and caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_hostile_files_never_reach_the_safetensors_library(tmp_path, monkeypatch):
+    """hubfit's reader runs first: a hostile file gets hubfit's message, safe_open is never called."""
+    import safetensors
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("safe_open was called")
+
+    monkeypatch.setattr(safetensors, "safe_open", refuse)
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(struct.pack("<Q", 2**60) + b"{}")
+    with pytest.raises(HeaderError, match="exceeds the safetensors limit"):
+        read_local_header(path)
+
+
+def test_safetensors_is_imported_only_when_a_local_file_is_read():
+    import subprocess
+    import sys
+
+    code = "import sys, hubfit.cli, hubfit.source.sources; print('safetensors' in sys.modules, 'numpy' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["False", "False"]
