@@ -408,3 +408,101 @@ def test_markdown_output_keeps_hub_text_inert(tmp_path):
     rendered = cmarkgfm.github_flavored_markdown_to_html(out.getvalue())
     assert "<img" not in rendered and "<a " not in rendered
     assert "&lt;img src=x onerror=alert(1)&gt;" in rendered and rendered.count("<tr>") == 2
+
+
+class _Clock:
+    """A monotonic clock the test moves: each repo of the progress tests takes 0.1 s."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _feed(progress, clock: _Clock, total: int, failed: set[int]) -> None:
+    for i in range(1, total + 1):
+        clock.now += 0.1
+        progress.update(i not in failed)
+
+
+def test_scan_progress_off_a_terminal_is_a_line_per_100_repos():
+    from hubfit.scan.runner import Progress
+
+    out, clock = io.StringIO(), _Clock()
+    progress = Progress(out, "scan acme", 250, tty=False, clock=clock)
+    _feed(progress, clock, 250, failed={42})
+    progress.close()
+    assert out.getvalue().splitlines() == [
+        "scan acme: 100/250 (40%)  errors 1  ETA 15s",
+        "scan acme: 200/250 (80%)  errors 1  ETA 5s",
+        "scan acme: 250/250 (100%)  errors 1  done in 25s",
+    ]
+    assert "\r" not in out.getvalue()
+
+
+def test_scan_progress_on_a_terminal_is_a_bar_redrawn_with_carriage_returns():
+    from hubfit.scan.runner import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out, clock = Terminal(), _Clock()
+    progress = Progress(out, "scan acme", 250, redraw_s=5.0, clock=clock)  # tty asked of the stream
+    _feed(progress, clock, 250, failed={150})
+    progress.close()
+    text = out.getvalue()
+    assert text.endswith("\n") and text.count("\n") == 1 and "\x1b" not in text
+    frames = text[:-1].split("\r")[1:]
+    # drawn at once, then every 5 s (50 repos), then at the end; a shorter frame is padded over the last
+    assert [frame.rstrip() for frame in frames] == [
+        "scan acme: [--------------------] 0/250 0%  errors 0  ETA --",
+        "scan acme: [####----------------] 50/250 20%  errors 0  ETA 20s",
+        "scan acme: [########------------] 100/250 40%  errors 0  ETA 15s",
+        "scan acme: [############--------] 150/250 60%  errors 1  ETA 10s",
+        "scan acme: [################----] 200/250 80%  errors 1  ETA 5s",
+        "scan acme: [####################] 250/250 100%  errors 1  done in 25s",
+    ]
+    assert all(len(later) >= len(earlier) for earlier, later in zip(frames, frames[1:], strict=False))
+
+
+def test_scan_progress_stopped_early_ends_the_bar_line():
+    from hubfit.scan.runner import Progress
+
+    out, clock = io.StringIO(), _Clock()
+    progress = Progress(out, "scan acme", 250, tty=True, clock=clock)
+    _feed(progress, clock, 7, failed=set())
+    progress.close()
+    assert out.getvalue().endswith("\n") and out.getvalue().count("\n") == 1
+    assert out.getvalue().rstrip().endswith("7/250 3%  errors 0  ETA 24s")
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_cli_scan_progress_goes_to_stderr_only(hub, tmp_path, monkeypatch, capsys, tty):
+    author = f"scan-progress-{int(tty)}"
+    make_org(hub, author, 3, nobin=True)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty, raising=False)
+    assert main(["scan", author, "--db", str(tmp_path / "p.sqlite")]) == 0
+    captured = capsys.readouterr()
+    assert "errors" not in captured.out and "\r" not in captured.out
+    lines = captured.err.split("\n")  # (splitlines would split the bar's frames too)
+    assert lines[0] == f"scan {author}: listing models ..."
+    assert lines[1].startswith(f"scan {author}: 4 models listed in ")
+    if tty:
+        frames = lines[2].split("\r")[1:]
+        assert frames[0].rstrip() == f"scan {author}: [--------------------] 0/4 0%  errors 0  ETA --"
+        last = frames[-1]
+        assert last.startswith(f"scan {author}: [####################] 4/4 100%  errors 1  done in ")
+    else:
+        assert lines[2].startswith(f"scan {author}: 4/4 (100%)  errors 1  done in ")
+        assert "\r" not in captured.err
+    assert lines[3].startswith(f"scan {author}: done in ") and lines[4:] == [""]
+
+    # --quiet: the closing summary only
+    assert main(["scan", author, "--db", str(tmp_path / "p.sqlite"), "--quiet", "--refresh"]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        line for line in err.splitlines() if line.startswith(f"scan {author}: done in ")
+    ]
+    assert len(err.splitlines()) == 1 and "\r" not in err

@@ -152,43 +152,98 @@ def list_repos(
 
 
 class Progress:
-    """Progress on stderr: done/total, rate, ETA and errors; redrawn in place on a terminal, a line every
-    ``every_s`` seconds otherwise."""
+    """Progress on stderr while a scan analyses repos: done / total, errors and the time left.
 
-    def __init__(self, out: IO[str] | None, label: str, total: int, every_s: float = 10.0) -> None:
+    On a terminal, a bar redrawn in place with a plain ``\\r`` (at most every ``redraw_s`` seconds, and at the
+    end)::
+
+        scan acme: [########------------] 100/250 40%  errors 1  ETA 15s
+
+    Anywhere else (a log, a CI job), one line every ``every`` repos and a last line with the elapsed time::
+
+        scan acme: 100/250 (40%)  errors 1  ETA 15s
+        scan acme: 200/250 (80%)  errors 1  ETA 5s
+        scan acme: 250/250 (100%)  errors 1  done in 25s
+
+    Args:
+        out: the stream (stderr); ``None`` draws nothing.
+        label: what leads each line (``scan AUTHOR``).
+        total: the repos to analyse.
+        tty: whether ``out`` is a terminal; ``None`` asks ``out.isatty()``.
+        every: repos between two lines off a terminal.
+        redraw_s: seconds between two redraws of the bar.
+        clock: the monotonic clock (tests pass their own).
+    """
+
+    BAR_WIDTH = 20
+
+    def __init__(
+        self,
+        out: IO[str] | None,
+        label: str,
+        total: int,
+        *,
+        tty: bool | None = None,
+        every: int = 100,
+        redraw_s: float = 0.2,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.out, self.label, self.total = out, label, total
-        self.tty = bool(out is not None and getattr(out, "isatty", lambda: False)())
-        self.every_s = 0.2 if self.tty else every_s
-        self.start = time.monotonic()
-        self.last = 0.0
+        if tty is None:
+            tty = bool(out is not None and getattr(out, "isatty", lambda: False)())
+        self.tty, self.every, self.redraw_s, self.clock = tty, max(1, every), redraw_s, clock
+        self.start = clock()
+        self.last = self.start
         self.done = self.errors = 0
+        self._width = 0  # characters of the bar last drawn (a shorter one is padded over it)
+        if self.tty and total > 0:
+            self._draw(self.start)
 
     def update(self, ok: bool) -> None:
+        """One repo finished (``ok``: analysed; otherwise failed)."""
         self.done += 1
         self.errors += 0 if ok else 1
-        now = time.monotonic()
-        if now - self.last >= self.every_s or self.done == self.total:
-            self.last = now
-            self._draw(now)
+        finished = self.done == self.total
+        if self.tty:
+            now = self.clock()
+            if finished or now - self.last >= self.redraw_s:
+                self.last = now
+                self._draw(now)
+        elif finished or self.done % self.every == 0:
+            self._draw(self.clock())
+
+    def line(self, now: float) -> str:
+        """What the progress says at ``now`` (the bar on a terminal, a log line elsewhere), without ``\\r``."""
+        elapsed = max(now - self.start, 0.0)
+        if self.done >= self.total:
+            tail = f"done in {_duration(elapsed)}"
+        elif self.done == 0 or elapsed <= 0:
+            tail = "ETA --"
+        else:
+            tail = f"ETA {_duration((self.total - self.done) * elapsed / self.done)}"
+        share = self.done / self.total if self.total else 1.0
+        if self.tty:
+            filled = int(self.BAR_WIDTH * share)
+            bar = "#" * filled + "-" * (self.BAR_WIDTH - filled)
+            return f"{self.label}: [{bar}] {self.done}/{self.total} {100 * share:.0f}%  errors {self.errors}  {tail}"
+        return f"{self.label}: {self.done}/{self.total} ({100 * share:.0f}%)  errors {self.errors}  {tail}"
 
     def _draw(self, now: float) -> None:
         if self.out is None:
             return
-        elapsed = max(now - self.start, 1e-9)
-        rate = self.done / elapsed
-        left = (self.total - self.done) / rate if rate > 0 else 0.0
-        pct = 100 * self.done / self.total if self.total else 100.0
-        text = (
-            f"{self.label}: {self.done}/{self.total} ({pct:.0f}%)  {rate:.1f} repos/s  "
-            f"ETA {_duration(left)}  errors {self.errors}"
-        )
-        self.out.write(("\r\x1b[K" + text) if self.tty else text + "\n")
-        if self.tty and self.done == self.total:
-            self.out.write("\n")
+        text = self.line(now)
+        if self.tty:
+            pad = " " * max(0, self._width - len(text))
+            self._width = len(text)
+            self.out.write("\r" + text + pad + ("\n" if self.done >= self.total else ""))
+        else:
+            self.out.write(text + "\n")
         self.out.flush()
 
     def close(self) -> None:
-        if self.out is not None and self.tty and self.done != self.total:
+        """Draw the bar's last state and end its line when the scan stops before the last repo (Ctrl-C)."""
+        if self.out is not None and self.tty and self.total > 0 and self.done < self.total:
+            self._draw(self.clock())
             self.out.write("\n")
             self.out.flush()
 
@@ -270,7 +325,8 @@ def run_scan(
 ) -> ScanResult:
     """List, analyse and record; returns what happened. Results are in ``store`` under ``result.scan_id``.
 
-    ``progress`` (e.g. ``sys.stderr``) receives the listing summary and the progress line; ``None`` is silent.
+    ``progress`` (e.g. ``sys.stderr``) receives the listing summary and the progress (:class:`Progress`: a bar
+    redrawn with ``\\r`` when the stream is a terminal, a line per 100 repos otherwise); ``None`` is silent.
 
     Ctrl-C stops the scan cleanly: finished results are kept, in-flight repos are dropped and the scan is
     marked interrupted (``result.interrupted``); running the same scan again resumes it.
