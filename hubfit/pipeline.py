@@ -113,18 +113,20 @@ def build_report(
         from hubfit.fit.planner import evaluate
 
         fit = evaluate(model, workload, hardware, groups=groups)
-    serving = None
+    serving = options = None
     if engine is not None:
-        from hubfit.errors import UsageError
-        from hubfit.sizing.vllm import serve
+        from hubfit.fit.planner import HardwareQuery
 
-        devices = (
-            hardware.devices() if hardware is not None and (hardware.gpus or hardware.gpu_memory) else ()
-        )
-        if len(devices) != 1:
-            raise UsageError("--engine needs one --gpu (or --gpu-memory): the GPU the engine runs on")
-        serving = serve(model, engine, devices[0].name, devices[0].memory_bytes, groups)
-    return Report.of(model, memory=memory, fit=fit, serving=serving)
+        devices = (hardware or HardwareQuery()).devices()
+        if len(devices) == 1:
+            from hubfit.sizing.vllm import serve
+
+            serving = serve(model, engine, devices[0].name, devices[0].memory_bytes, groups)
+        else:  # the engine's view of every GPU of the set
+            from hubfit.fit.serving import serving_options
+
+            options = serving_options(model, engine, devices, groups)
+    return Report.of(model, memory=memory, fit=fit, serving=serving, serving_options=options)
 
 
 def analyze_model(source: Source) -> Model:

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "ComponentSummary", "Report", "json_schema", "write_schema"]
 
 #: Version of the document's shape within the ``hubfit/1`` family; raised on every change of a field.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,8 @@ class Report:
         fit: the fit section, when a hardware question was asked.
         serving: a serving engine's view (``--engine vllm`` with one GPU): per-GPU bytes as the engine
             allocates them, KV tokens, concurrency, whether it starts (``None``: not asked; absent from JSON).
+        serving_options: the engine's view on each GPU of the set (``--engine`` without one ``--gpu``): one
+            :class:`~hubfit.sizing.vllm.Serving` per GPU at the smallest tensor-parallel size that starts.
         training: a fine-tuning run's view (``--finetune`` with one GPU): per-GPU bytes term by term, the peaks
             torch and nvidia-smi would show, whether it fits (``None``: not asked; absent from JSON).
         warnings: what the model stage found doubtful and how it decided, one line each (``config.json``
@@ -107,6 +109,7 @@ class Report:
     memory: MemoryReport | None = None
     fit: FitReport | None = None
     serving: Serving | None = None
+    serving_options: list[Serving] | None = None
     gguf_files: list[GGUFFile] | None = None
     gguf_fit: GGUFFit | None = None
     llamacpp: LlamaCppServing | None = None
@@ -124,6 +127,7 @@ class Report:
         memory: MemoryReport | None = None,
         fit: FitReport | None = None,
         serving: Serving | None = None,
+        serving_options: list[Serving] | None = None,
     ) -> Report:
         """The report of an analysed model, with the sections the sizing engine and the fit computed."""
         components = [
@@ -155,6 +159,7 @@ class Report:
             memory=memory,
             fit=fit,
             serving=serving,
+            serving_options=serving_options,
             warnings=list(model.warnings),
         )
 
@@ -175,6 +180,8 @@ class Report:
             data.pop("serving", None)
         if data.get("training") is None:
             data.pop("training", None)
+        if data.get("serving_options") is None:
+            data.pop("serving_options", None)
         # GGUF repos only: the files, their table, and llama.cpp's buffers (``serving`` with engine llama.cpp).
         for key in ("gguf_files", "gguf_fit"):
             if data.get(key) is None:

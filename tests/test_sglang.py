@@ -111,3 +111,51 @@ def test_a_pool_shorter_than_the_context_is_not_fatal() -> None:
 def test_sliding_window_pools_are_not_modelled() -> None:
     with pytest.raises(UsageError, match="SGLang view does not model .* modelled layer kinds: full, mla"):
         _serve("google/gemma-2-9b")
+
+
+# ---- the engine's view of every GPU of the set (--engine without one --gpu) -------------------------------------
+
+
+def test_serving_options_take_the_fewest_gpus_that_start() -> None:
+    from hubfit.fit.gpus import find_gpu
+    from hubfit.fit.serving import serving_options
+
+    model = acc.model_of("meta-llama/Llama-2-70b-hf")
+    devices = (find_gpu("RTX 4090"), find_gpu("H100"), find_gpu("H200"), find_gpu("M4 Max"))
+    options = serving_options(model, vllm.ServeSettings(version="0.19", max_model_len=8192), devices)
+    by_gpu = {s.gpu: s for s in options}
+    assert "Apple M4 Max 128GB" not in by_gpu  # neither engine runs on Metal
+    for s in options:
+        assert s.starts
+        if s.tensor_parallel_size > 1:  # one size down does not start
+            smaller = vllm.serve(
+                model,
+                vllm.ServeSettings(
+                    version="0.19", max_model_len=8192, tensor_parallel_size=s.tensor_parallel_size // 2
+                ),
+                s.gpu,
+                find_gpu(s.gpu).memory_bytes,
+            )
+            assert not smaller.starts
+    # 128.5 GiB of F16 weights: two H100s at the least; an H200 (141 GB) alone cannot hold them with vLLM's 0.9
+    assert by_gpu["H100 SXM 80GB"].tensor_parallel_size == 2
+    assert by_gpu["RTX 4090"].tensor_parallel_size == 8
+
+
+def test_cli_engine_without_a_gpu_prints_the_engine_table(fake_hub: object) -> None:
+    import json
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "hubfit.cli", "meta-llama/Llama-2-70b-hf", "--token", "hf_granted"]
+    engine = ["--engine", "sglang", "--max-model-len", "4096"]
+    text = subprocess.run([*args, *engine], capture_output=True, text=True, check=True).stdout
+    assert "SGLang 0.5.23 on each GPU (fewest GPUs that start it, max_model_len 4,096" in text
+    data = json.loads(
+        subprocess.run([*args, *engine, "--json"], capture_output=True, text=True, check=True).stdout
+    )
+    assert "serving" not in data
+    options = data["serving_options"]
+    assert {o["engine"] for o in options} == {"sglang"} and all(o["max_model_len"] == 4096 for o in options)
+    h100 = next(o for o in options if o["gpu"] == "H100 SXM 80GB")
+    assert h100["starts"] and h100["tensor_parallel_size"] == 4

@@ -6,6 +6,7 @@ Renderers format what the report holds; they never compute a figure of their own
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from hubfit._version import __version__
 from hubfit.fit.planner import Fit, FitDetail, FitReport
@@ -13,6 +14,9 @@ from hubfit.render.markup import END_MARKER, START_MARKER, cell, code
 from hubfit.report import ComponentSummary, Report
 from hubfit.sizing.memory import MemoryReport, PrecisionRule
 from hubfit.units import GB, GIB, gb, gib, human_bytes, human_count
+
+if TYPE_CHECKING:
+    from hubfit.sizing.vllm import Serving
 
 __all__ = ["PROVENANCE", "card_section", "describe", "to_markdown", "to_text"]
 
@@ -88,6 +92,8 @@ def to_text(report: Report, *, color: bool = False) -> str:
         lines += ["", *fit_text(report.fit, color=color).splitlines()]
     if report.serving is not None:
         lines += ["", *serving_lines(report)]
+    if report.serving_options:
+        lines += ["", *serving_options_lines(report)]
     if report.training is not None:
         lines += ["", *training_lines(report)]
     if report.gguf_fit is not None or report.llamacpp is not None:
@@ -143,6 +149,59 @@ def serving_lines(report: Report) -> list[str]:
         lines.append(f"  error: {s.error}")
     lines += [f"  try: {line}" for line in s.suggestions]
     return lines
+
+
+def _engine_name(s: Serving) -> str:
+    return {"vllm": "vLLM", "sglang": "SGLang"}.get(s.engine, s.engine) + f" {s.engine_version}"
+
+
+def _option_cells(s: Serving) -> tuple[str, str, str, str]:
+    """GPU, GPUs (TP), KV tokens, concurrency: one serving option as table cells."""
+    if not s.starts:
+        return s.gpu, f"{s.tensor_parallel_size * s.pipeline_parallel_size}x: no", "-", "-"
+    gpus = s.tensor_parallel_size * s.pipeline_parallel_size
+    return s.gpu, f"{gpus}x", human_count(s.kv_cache_tokens), f"{s.max_concurrency:g}x"
+
+
+def serving_options_lines(report: Report) -> list[str]:
+    """The engine's view of each GPU of the set (``--engine`` without one ``--gpu``)."""
+    options = report.serving_options
+    if not options:
+        return []
+    first = options[0]
+    lines = [
+        f"{_engine_name(first)} on each GPU (fewest GPUs that start it, max_model_len {first.max_model_len:,}; "
+        f'"Nx: no": does not start on N; revision {(report.sha or report.revision)[:12]})'
+    ]
+    rows = [("GPU", "GPUs", "KV tokens", "concurrency"), *(_option_cells(s) for s in options)]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        lines.append(
+            "  "
+            + "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+        )
+    return lines
+
+
+def _serving_options_markdown(report: Report) -> list[str]:
+    options = report.serving_options
+    if not options:
+        return []
+    first = options[0]
+    out = [
+        f"**{_engine_name(first)}** on each GPU: the fewest GPUs that start it at max_model_len "
+        f"{first.max_model_len:,}.",
+        "",
+        "| GPU | GPUs | KV tokens | concurrency |",
+        "|---|---:|---:|---:|",
+    ]
+    out += [
+        "| " + " | ".join(cell(c) if i == 0 else c for i, c in enumerate(_option_cells(s))) + " |"
+        for s in options
+    ]
+    return out
 
 
 _METHOD = {"full": "Full fine-tune", "lora": "LoRA", "dora": "DoRA", "qlora": "QLoRA"}
@@ -358,6 +417,8 @@ def to_markdown(report: Report) -> str:
         out += ["", fit_markdown(report.fit).rstrip("\n")]
     if report.serving is not None:
         out += ["", *_serving_markdown(report)]
+    if report.serving_options:
+        out += ["", *_serving_options_markdown(report)]
     if report.training is not None:
         out += ["", *_training_markdown(report)]
     out += _warning_lines(report)
@@ -406,6 +467,10 @@ def card_section(report: Report) -> str:
         lines += _memory_lines(report.memory)
     if report.fit is not None:
         lines += _fit_lines(report.fit)
+    if report.serving is not None:
+        lines += ["", f"Serving: {cell(_serving_headline(report))}"]
+    if report.serving_options:
+        lines += ["", *_serving_options_markdown(report)]
     if report.training is not None:
         lines += ["", f"Fine-tuning: {cell(_training_headline(report))}"]
     sha = code(report.sha[:12]) if report.sha else code(report.revision)

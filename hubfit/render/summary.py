@@ -15,7 +15,7 @@ from __future__ import annotations
 from hubfit.fit.gpus import GPU_CLASSES
 from hubfit.fit.planner import BestBpw, FitReport, FitRow
 from hubfit.render.fit import sized_for
-from hubfit.render.report import serving_lines, training_lines
+from hubfit.render.report import serving_lines, serving_options_lines, training_lines
 from hubfit.report import Report
 from hubfit.sizing.memory import Estimate, MemoryReport
 from hubfit.units import GIB, human_bytes, human_count
@@ -37,6 +37,8 @@ def to_summary(report: Report, *, width: int = DEFAULT_WIDTH, named_gpus: bool =
     lines = [_headline(report), *_wrap(_facts(report), width)]
     if report.serving is not None:  # the engine asked for leads: its answer is the one the user deploys with
         lines += ["", *serving_lines(report)]
+    if report.serving_options:
+        lines += ["", *serving_options_lines(report)]
     if report.memory is not None:
         lines += ["", *_table(report.memory, report.fit, width, named_gpus)]
     if report.fit is not None:
