@@ -119,7 +119,7 @@ def build_report(
 
         devices = (hardware or HardwareQuery()).devices()
         if len(devices) == 1:
-            from hubfit.sizing.vllm import serve
+            from hubfit.sizing.serving import serve
 
             serving = serve(model, engine, devices[0].name, devices[0].memory_bytes, groups)
         else:  # the engine's view of every GPU of the set

@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks import vllm_accuracy as acc
 from hubfit.errors import UsageError
-from hubfit.sizing import sglang, vllm
+from hubfit.sizing import serving, sglang, vllm
 from hubfit.sizing.vllm import parse_version
 
 H100_MIB = 81_559
@@ -53,7 +53,7 @@ def test_the_10_gib_floor_and_the_tp_term() -> None:
 
 def _serve(repo: str, **settings: object) -> vllm.Serving:
     model = acc.model_of(repo)
-    return vllm.serve(model, vllm.ServeSettings(engine="sglang", **settings), "H100", H100_MIB << 20)  # type: ignore[arg-type]
+    return serving.serve(model, vllm.ServeSettings(engine="sglang", **settings), "H100", H100_MIB << 20)  # type: ignore[arg-type]
 
 
 def test_token_pool_is_what_the_fraction_leaves_after_the_weights() -> None:

@@ -1,7 +1,7 @@
 """Which GPUs a serving engine starts on, and with how many: the engine's view of the GPU table.
 
 ``hubfit MODEL --engine vllm`` (or ``sglang``) without a single ``--gpu`` asks, for every GPU of the set, the
-engine policy (:func:`hubfit.sizing.vllm.serve`) for the smallest tensor-parallel size that starts at the
+engine policy (:func:`hubfit.sizing.serving.serve`) for the smallest tensor-parallel size that starts at the
 settings given (1, 2, 4, 8 ways, the sizes the model's heads allow): the answer a user deploys with, with the KV
 tokens and the concurrency that layout gives. A ``--tensor-parallel-size`` above 1 fixes the size instead.
 Apple silicon is left out: neither engine runs on Metal.
@@ -16,7 +16,8 @@ from hubfit.fit.gpus import GPU
 from hubfit.fit.planner import valid_tp
 from hubfit.model.component import Model
 from hubfit.sizing.engine import TensorGroups
-from hubfit.sizing.vllm import ServeSettings, Serving, serve
+from hubfit.sizing.serving import serve
+from hubfit.sizing.vllm import ServeSettings, Serving
 
 __all__ = ["TP_SIZES", "serving_options"]
 

@@ -425,10 +425,10 @@ def serve(
     Raises:
         UsageError: a model whose cache layout is not modelled, or settings vLLM rejects before sizing.
     """
-    if settings.engine == "sglang":
-        from hubfit.sizing import sglang
-
-        return sglang.serve(model, settings, gpu, memory_bytes, groups, total_bytes=total_bytes)
+    if settings.engine != "vllm":
+        raise UsageError(
+            f"the vLLM policy sizes --engine vllm, not {settings.engine} (use hubfit.sizing.serving)"
+        )
     config = model.main.config
     if config is None:
         raise UsageError("the vLLM view needs the model's config.json")
