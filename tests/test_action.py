@@ -655,6 +655,9 @@ def test_action_yml_parses_and_every_input_is_used() -> None:
         "batch": "4",
         "gpus": "RTX 4090, H100 80GB",
         "precisions": "bf16, int4",
+        "engine": "vllm",
+        "engine-version": "0.19",
+        "max-model-len": "8192",
         "comment": "false",
         "update-card": "commit",
         "hf-token": "hf_x",
@@ -672,6 +675,9 @@ def test_action_yml_parses_and_every_input_is_used() -> None:
         batch=4,
         gpus=("RTX 4090", "H100 80GB"),
         precisions=("bf16", "int4"),
+        engine="vllm",
+        engine_version="0.19",
+        max_model_len=8192,
         comment=False,
         update_card="commit",
         hf_token="hf_x",
@@ -899,3 +905,39 @@ def test_base_commit_fetched_into_a_shallow_checkout(tmp_path: Path, fake_hub, g
     assert done.returncode == 0, done.stdout + done.stderr
     [comment] = github.comments[2]
     assert f"| Weights as stored | {LLAMA2_70B_BYTES / 1e9:,.2f} GB |" in comment["body"]
+
+
+def test_engine_input_puts_the_engines_view_in_the_comment(
+    tmp_path: Path, fake_hub, github: FakeGitHub
+) -> None:
+    """`engine: sglang` with two GPUs: the comment names the engine release and each GPU's fewest that start."""
+    checkout = Checkout(tmp_path / "repo", f"{github.url}/{REPO}")
+    base = checkout.commit({"README.md": FileEntry.blob(b"# Training code\n")}, "readme")
+    head = checkout.commit({"train.py": FileEntry.blob(b"print('train')\n")}, "code")
+    inputs = {
+        "model": QWEN25_05B,
+        "gpus": "RTX 4090, H100",
+        "precisions": "bf16",
+        "engine": "sglang",
+        "max-model-len": "8192",
+    }
+    done, _, _ = run_step(tmp_path, github, checkout, "pull_request", pull_request_event(base, head), inputs)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [comment] = github.comments[2]
+    assert (
+        "**SGLang 0.5.23** on each GPU: the fewest GPUs that start it at max_model_len 8,192."
+        in comment["body"]
+    )
+    assert "| `RTX 4090` | 1x |" in comment["body"] and "| `H100 SXM 80GB` | 1x |" in comment["body"]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"INPUT_ENGINE": "tgi"}, "input engine must be vllm or sglang"),
+        ({"INPUT_MAX_MODEL_LEN": "long"}, "input max-model-len must be a whole number"),
+    ],
+)
+def test_engine_inputs_rejected_with_one_line(env: dict[str, str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        ActionInputs.from_env(env)

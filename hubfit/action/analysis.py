@@ -96,8 +96,17 @@ def _analyse(
     from hubfit.fit.planner import HardwareQuery
     from hubfit.pipeline import analyze_model, build_report
 
+    engine = None
+    if inputs.engine:
+        from hubfit.sizing.vllm import ServeSettings
+
+        engine = ServeSettings(
+            engine=inputs.engine, version=inputs.engine_version, max_model_len=inputs.max_model_len
+        )
     model = analyze_model(source)
-    report = build_report(model, workload=workload(inputs), hardware=HardwareQuery(gpus=inputs.gpus))
+    report = build_report(
+        model, workload=workload(inputs), hardware=HardwareQuery(gpus=inputs.gpus), engine=engine
+    )
     return Analysis(report, label, list(lfs_reads or []), model)
 
 

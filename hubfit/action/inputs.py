@@ -102,6 +102,9 @@ class ActionInputs:
     batch: int | None = None
     gpus: tuple[str, ...] = ()
     precisions: tuple[str, ...] = ()
+    engine: str | None = None
+    engine_version: str | None = None
+    max_model_len: int | None = None
     comment: bool = True
     update_card: str = "false"
     hf_token: str | None = field(default=None, repr=False)
@@ -125,6 +128,11 @@ class ActionInputs:
         if update_card not in ("false", "pr", "commit"):
             raise UsageError(f"input update-card must be false, pr or commit, got {update_card!r}")
         target = get("fail-if-exceeds")
+        engine = get("engine").lower() or None
+        if engine not in (None, "vllm", "sglang"):
+            raise UsageError(f"input engine must be vllm or sglang, got {engine!r:.40}")
+        length = get("max-model-len").lower()
+        max_model_len = -1 if length == "auto" else _int("max-model-len", length, minimum=1)
         hub_repo = get("hub-repo")
         if hub_repo and (not _REPO_ID.fullmatch(hub_repo) or ".." in hub_repo):
             raise UsageError(f"input hub-repo must be a Hub repo id like org/name, got {hub_repo!r:.80}")
@@ -136,6 +144,9 @@ class ActionInputs:
             batch=_int("batch", get("batch"), minimum=1),
             gpus=_list(get("gpus")),
             precisions=_list(get("precisions")),
+            engine=engine,
+            engine_version=get("engine-version") or None,
+            max_model_len=max_model_len,
             comment=_flag("comment", get("comment") or "true"),
             update_card=update_card,
             hf_token=get("hf-token") or None,
