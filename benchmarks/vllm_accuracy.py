@@ -80,6 +80,11 @@ NOT_USED = {
     "D05": "activation 9.37 GiB with unknown max_num_seqs/max_num_batched_tokens (the record says: use with care)",
     "D27": "sampler warm-up OOM caused by other processes: D23, same settings, started",
     "D31": "same settings as D30 with the opposite outcome (the record's note: run-to-run variance at the boundary)",
+    "S01": "SGLang, Qwen/Qwen3-235B-A22B-FP8: no real config or shard headers of this repo in fixtures/ (the "
+    "policy's mem_fraction_static arithmetic is tested against research note section 7 in tests/test_sglang.py)",
+    "S02, S03": "SGLang, DeepSeek-V3.2-Exp with DP attention and the NSA indexer cache: neither is modelled",
+    "S04": "SGLang, DeepSeek-V4-Pro: architecture not verified, no config here; its logged F1/weights give the "
+    "policy's tp>1 pre-load constant (data/engines.yaml sglang.pre_load_used_gib)",
 }
 
 GPU_MEMORY = {  # the catalog's memory.total (nvidia-smi) for GPUs whose vLLM total the record does not give
