@@ -31,10 +31,12 @@ from hubfit.errors import HeaderError, LfsPointerError
 from hubfit.formats import dtypes
 
 __all__ = [
+    "HeaderBytes",
     "RangeReader",
     "SafetensorsHeader",
     "TensorInfo",
     "decode_sharded",
+    "fetch_header",
     "header_from_metadata",
     "header_length",
     "parse_header",
@@ -434,6 +436,60 @@ def decode_sharded(body: bytes) -> dict[str, dict[str, msgspec.Raw]]:
         raise HeaderError(f"the Hub's safetensors-metadata answer is malformed ({exc})") from None
 
 
+@dataclass(frozen=True)
+class HeaderBytes:
+    """A header's bytes as read, not yet parsed (:func:`fetch_header`; :meth:`parse` validates them).
+
+    Reading and parsing are apart so that a caller reading many files concurrently can keep its threads on the
+    network and parse in one thread: parsing in the reading threads makes every thread that returns from the
+    network wait for the interpreter lock while another parses.
+    """
+
+    filename: str
+    data: bytes  # the header itself: the ``length`` bytes after the 8-byte prefix
+    length: int
+    file_size: int | None
+
+    def parse(self) -> SafetensorsHeader:
+        """The validated header (:func:`parse_header`)."""
+        return parse_header(self.data, filename=self.filename, length=self.length, file_size=self.file_size)
+
+
+def fetch_header(
+    read: RangeReader,
+    *,
+    filename: str,
+    file_size: int | None = None,
+    first_read: int = FIRST_READ_BYTES,
+    learned_size: Callable[[], int | None] | None = None,
+) -> HeaderBytes:
+    """Read a safetensors header's bytes through ``read``, fetching only header bytes (see :func:`read_header`).
+
+    Raises:
+        HeaderError: the length prefix is malformed or hostile, or the file ends inside the header.
+        LfsPointerError: the file is a Git LFS pointer.
+    """
+    first = max(first_read, 8)
+    if file_size is not None:
+        first = min(first, file_size)
+    head = read(0, first) if first > 0 else b""
+    if file_size is None and learned_size is not None:
+        file_size = learned_size()
+    if len(head) < len(_LFS_POINTER_PREFIX) and head[:4] == _LFS_POINTER_PREFIX[:4]:
+        # Starts like a pointer file: read far enough to tell (a first read of 8 bytes, locally, is too short).
+        end = len(_LFS_POINTER_PREFIX) if file_size is None else min(len(_LFS_POINTER_PREFIX), file_size)
+        if end > len(head):
+            head += read(len(head), end)
+    length = header_length(head, filename=filename, file_size=file_size)
+    if len(head) < 8 + length:
+        head += read(len(head), 8 + length)
+    if len(head) < 8 + length:
+        raise HeaderError(
+            f"{filename}: file ended inside its {length:,}-byte header ({len(head):,} bytes read)"
+        )
+    return HeaderBytes(filename, head[8 : 8 + length], length, file_size)
+
+
 def read_header(
     read: RangeReader,
     *,
@@ -460,25 +516,9 @@ def read_header(
         HeaderError: the header is malformed or hostile, or the file ends inside it.
         LfsPointerError: the file is a Git LFS pointer.
     """
-    first = max(first_read, 8)
-    if file_size is not None:
-        first = min(first, file_size)
-    head = read(0, first) if first > 0 else b""
-    if file_size is None and learned_size is not None:
-        file_size = learned_size()
-    if len(head) < len(_LFS_POINTER_PREFIX) and head[:4] == _LFS_POINTER_PREFIX[:4]:
-        # Starts like a pointer file: read far enough to tell (a first read of 8 bytes, locally, is too short).
-        end = len(_LFS_POINTER_PREFIX) if file_size is None else min(len(_LFS_POINTER_PREFIX), file_size)
-        if end > len(head):
-            head += read(len(head), end)
-    length = header_length(head, filename=filename, file_size=file_size)
-    if len(head) < 8 + length:
-        head += read(len(head), 8 + length)
-    if len(head) < 8 + length:
-        raise HeaderError(
-            f"{filename}: file ended inside its {length:,}-byte header ({len(head):,} bytes read)"
-        )
-    return parse_header(head[8 : 8 + length], filename=filename, length=length, file_size=file_size)
+    return fetch_header(
+        read, filename=filename, file_size=file_size, first_read=first_read, learned_size=learned_size
+    ).parse()
 
 
 def read_local_header(path: str | os.PathLike[str], *, filename: str | None = None) -> SafetensorsHeader:

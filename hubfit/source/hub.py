@@ -45,7 +45,13 @@ from hubfit.errors import (
     RepoNotFoundError,
     RevisionNotFoundError,
 )
-from hubfit.formats.safetensors import SafetensorsHeader, decode_sharded, header_from_metadata, read_header
+from hubfit.formats.safetensors import (
+    HeaderBytes,
+    SafetensorsHeader,
+    decode_sharded,
+    fetch_header,
+    header_from_metadata,
+)
 
 __all__ = ["HubClient", "HubStats", "RepoFile", "RepoSnapshot"]
 
@@ -476,12 +482,24 @@ class HubClient:
         When ``file_size`` is unknown (file names from an organization listing), the first answer's
         ``Content-Range`` gives it, so the header is still checked against the end of the file.
         """
+        return self.fetch_header(repo_id, path, sha, first_read=first_read, file_size=file_size).parse()
+
+    def fetch_header(
+        self,
+        repo_id: str,
+        path: str,
+        sha: str,
+        *,
+        first_read: int = FIRST_READ_BYTES,
+        file_size: int | None = None,
+    ) -> HeaderBytes:
+        """:meth:`read_header`'s reads alone: the header's bytes, parsed later (:meth:`HeaderBytes.parse`)."""
         learned: list[int] = []
 
         def read(start: int, end: int) -> bytes:
             return self._range(repo_id, path, sha, start, end, learned if start == 0 else None)
 
-        return read_header(
+        return fetch_header(
             read,
             filename=path,
             file_size=file_size,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from hubfit.constants import FIRST_READ_BYTES, MAX_JSON_BYTES, MAX_WORKERS
 from hubfit.errors import HeaderError, LfsPointerError, NoWeightsError, RepoNotFoundError, UsageError
-from hubfit.formats.safetensors import SafetensorsHeader, read_local_header
+from hubfit.formats.safetensors import HeaderBytes, SafetensorsHeader, read_local_header
 
 if TYPE_CHECKING:  # pragma: no cover
     from hubfit.formats.gguf import GGUFHeader
@@ -131,8 +131,8 @@ class HubSource:
             folder = index_path.rsplit("/", 1)[0] + "/" if index_path and "/" in index_path else ""
             estimates = _header_estimates(index.get("weight_map") or {}, folder)
 
-        def read(path: str) -> SafetensorsHeader:
-            return self.client.read_header(
+        def fetch(path: str) -> HeaderBytes:
+            return self.client.fetch_header(
                 self.repo_id,
                 path,
                 self.sha,
@@ -140,7 +140,9 @@ class HubSource:
                 file_size=self._files.get(path),
             )
 
-        return _map(read, paths, self._progress)
+        # The threads only wait on the network; the headers are parsed here, in one thread, once all are in.
+        fetched = _map(fetch, paths, self._progress)
+        return {path: raw.parse() for path, raw in fetched.items()}
 
     def read_gguf_headers(self, paths: Sequence[str]) -> dict[str, GGUFHeader]:
         """Validated GGUF headers of ``paths`` (ranged reads, concurrently)."""
@@ -239,9 +241,7 @@ def _map_any(read: Callable[[str], _T], paths: list[str], progress: Progress | N
     return out
 
 
-def _map(
-    read: Callable[[str], SafetensorsHeader], paths: list[str], progress: Progress | None
-) -> dict[str, SafetensorsHeader]:
+def _map(read: Callable[[str], _T], paths: list[str], progress: Progress | None) -> dict[str, _T]:
     """Read headers concurrently, keeping the input order; the first error wins."""
     if not paths:
         raise NoWeightsError("no safetensors files to read")
@@ -250,7 +250,7 @@ def _map(
         if progress:
             progress(1, 1)
         return {paths[0]: header}
-    out: dict[str, SafetensorsHeader] = {}
+    out: dict[str, _T] = {}
     with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(paths))) as pool:
         for done, (path, header) in enumerate(zip(paths, pool.map(read, paths), strict=True), start=1):
             out[path] = header
