@@ -275,15 +275,25 @@ def _checked_cover(
     file_size: int | None,
 ) -> SafetensorsHeader:
     """The header, once its tensors are known to cover the data buffer exactly (and to end with the file)."""
-    # The data buffer must be covered exactly: sorted by offset, each tensor starts where the last ended.
+    # The data buffer must be covered exactly: sorted by offset, each tensor starts where the last ended. The
+    # offsets alone are sorted first (tuples compare natively); the names are looked up only to say what failed.
+    spans = sorted([info.data_offsets for info in tensors.values()])
     cursor = 0
-    for info in sorted(tensors.values(), key=lambda t: t.data_offsets):
-        begin, end = info.data_offsets
-        if begin < cursor:
-            raise HeaderError(f"{filename}: tensor {info.name!r} overlaps the previous tensor's data")
-        if begin > cursor:
-            raise HeaderError(f"{filename}: data buffer has a hole before tensor {info.name!r}")
+    for begin, end in spans:
+        if begin != cursor:
+            break
         cursor = end
+    else:
+        spans = []
+    if spans:
+        cursor = 0
+        for info in sorted(tensors.values(), key=lambda t: t.data_offsets):
+            begin, end = info.data_offsets
+            if begin < cursor:
+                raise HeaderError(f"{filename}: tensor {info.name!r} overlaps the previous tensor's data")
+            if begin > cursor:
+                raise HeaderError(f"{filename}: data buffer has a hole before tensor {info.name!r}")
+            cursor = end
     if file_size is not None and 8 + length + cursor != file_size:
         raise HeaderError(
             f"{filename}: tensor data ends at byte {8 + length + cursor:,} but the file is {file_size:,} bytes"
