@@ -34,13 +34,14 @@ if TYPE_CHECKING:
     # a plain analysis never runs: they are imported when a document is decoded or its schema written
     # (:func:`_bind_section_types`), not on every start-up.
     from hubfit.fit.gguf import GGUFFile, GGUFFit, LlamaCppServing
+    from hubfit.fit.training import TrainingOption
     from hubfit.sizing.training import Training
     from hubfit.sizing.vllm import Serving
 
 __all__ = ["SCHEMA_VERSION", "ComponentSummary", "Report", "json_schema", "write_schema"]
 
 #: Version of the document's shape within the ``hubfit/1`` family; raised on every change of a field.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,8 @@ class Report:
             :class:`~hubfit.sizing.vllm.Serving` per GPU at the smallest tensor-parallel size that starts.
         training: a fine-tuning run's view (``--finetune`` with one GPU): per-GPU bytes term by term, the peaks
             torch and nvidia-smi would show, whether it fits (``None``: not asked; absent from JSON).
+        training_options: the run on each GPU of the set (``--finetune`` without one ``--gpu``): one
+            :class:`~hubfit.fit.training.TrainingOption` per GPU at the fewest GPUs that fit.
         warnings: what the model stage found doubtful and how it decided, one line each (``config.json``
             disagreeing with the checkpoint's layer count: the checkpoint's count is sized); empty when none.
         hubfit_version, schema, schema_version: what wrote the document.
@@ -114,6 +117,7 @@ class Report:
     gguf_fit: GGUFFit | None = None
     llamacpp: LlamaCppServing | None = None
     training: Training | None = None
+    training_options: list[TrainingOption] | None = None
     warnings: list[str] = field(default_factory=list)
     hubfit_version: str = __version__
     schema: str = JSON_SCHEMA
@@ -180,8 +184,9 @@ class Report:
             data.pop("serving", None)
         if data.get("training") is None:
             data.pop("training", None)
-        if data.get("serving_options") is None:
-            data.pop("serving_options", None)
+        for key in ("serving_options", "training_options"):
+            if data.get(key) is None:
+                data.pop(key, None)
         # GGUF repos only: the files, their table, and llama.cpp's buffers (``serving`` with engine llama.cpp).
         for key in ("gguf_files", "gguf_fit"):
             if data.get(key) is None:
@@ -225,6 +230,7 @@ def _bind_section_types() -> None:
     if "Serving" in globals():
         return
     from hubfit.fit.gguf import GGUFFile, GGUFFit, LlamaCppServing
+    from hubfit.fit.training import TrainingOption
     from hubfit.sizing.training import Training
     from hubfit.sizing.vllm import Serving
 
@@ -233,6 +239,7 @@ def _bind_section_types() -> None:
         GGUFFit=GGUFFit,
         LlamaCppServing=LlamaCppServing,
         Training=Training,
+        TrainingOption=TrainingOption,
         Serving=Serving,
     )
 

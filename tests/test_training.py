@@ -186,3 +186,47 @@ def test_cli_json_training_contract(fake_hub: object) -> None:
     assert "training" not in json.loads(plain.stdout)
     text = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     assert "Fine-tuning: QLoRA r8 fits 1 GPU at 1,024 tokens, batch 2" in text
+
+
+# ---- the run on every GPU of the set (--finetune without one --gpu) ---------------------------------------------
+
+
+def test_training_options_take_the_fewest_gpus_that_fit() -> None:
+    from dataclasses import replace
+
+    from benchmarks.vllm_accuracy import model_of
+    from hubfit.fit.gpus import find_gpu
+    from hubfit.fit.training import training_options
+    from hubfit.sizing.training import TrainSettings, device_peak
+
+    model = model_of("meta-llama/Llama-2-70b-hf")
+    settings = TrainSettings("qlora", 16)
+    devices = tuple(find_gpu(name) for name in ("RTX 3060", "RTX 4090", "H100", "M4 Max"))
+    options = {o.gpu: o for o in training_options(model, settings, devices)}
+    assert "Apple M4 Max 128GB" not in options
+    for option in options.values():
+        t = option.training
+        assert t.device_bytes == device_peak(model, replace(settings, gpus=t.gpus, sharding=t.sharding))
+        if t.fits and t.gpus > 1:  # half as many GPUs does not hold the step
+            fewer = replace(settings, gpus=t.gpus // 2, sharding=t.sharding if t.gpus > 2 else None)
+            assert device_peak(model, fewer) > option.memory_bytes
+        assert t.fits == (t.device_bytes <= option.memory_bytes)
+    assert options["H100 SXM 80GB"].training.gpus == 1  # 70B in NF4 with LoRA: one 80 GB card
+    assert not options["RTX 3060 12GB"].training.fits and options["RTX 3060 12GB"].training.gpus == 8
+
+
+def test_cli_finetune_without_a_gpu_prints_the_gpu_table(fake_hub: object) -> None:
+    import json
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "hubfit.cli", "meta-llama/Llama-2-70b-hf", "--token", "hf_granted"]
+    args += ["--finetune", "qlora", "--lora-rank", "16"]
+    text = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    assert "Fine-tuning: QLoRA r16 at 2,048 tokens, batch 1" in text
+    # the answer asked for comes before the memory table
+    assert text.index("Fine-tuning:") < text.index("Memory in GiB")
+    data = json.loads(subprocess.run([*args, "--json"], capture_output=True, text=True, check=True).stdout)
+    assert "training" not in data
+    h100 = next(o for o in data["training_options"] if o["gpu"] == "H100 SXM 80GB")
+    assert h100["training"]["method"] == "qlora" and h100["training"]["fits"]

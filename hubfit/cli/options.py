@@ -247,22 +247,24 @@ class ReportOptions:
 
     def _finetune(self, model: str, *, client: HubClient | None, progress: Progress | None) -> Report:
         """The report with its ``training`` section: the model stage once, then the report and the
-        fine-tuning policy (:func:`hubfit.sizing.training.train`) on the one GPU asked."""
+        fine-tuning policy (:func:`hubfit.sizing.training.train`) on the one GPU asked, or on each GPU of the
+        set at the fewest GPUs that fit (:func:`hubfit.fit.training.training_options`)."""
         import dataclasses
 
-        from hubfit.errors import UsageError
         from hubfit.pipeline import build_report, load_model
         from hubfit.sizing.training import train
 
         assert self.training is not None
         hardware = self.hardware
-        devices = hardware.devices() if hardware.gpus or hardware.gpu_memory else ()
-        if len(devices) != 1:
-            raise UsageError("--finetune needs one --gpu (or --gpu-memory): the GPU the run trains on")
+        devices = hardware.devices()
         loaded = load_model(model, revision=self.revision, token=self.token, progress=progress, client=client)
         report = build_report(loaded, workload=self.workload, hardware=hardware, engine=self.engine)
-        training = train(loaded, self.training, devices[0].name, devices[0].memory_bytes)
-        return dataclasses.replace(report, training=training)
+        if len(devices) == 1:
+            training = train(loaded, self.training, devices[0].name, devices[0].memory_bytes)
+            return dataclasses.replace(report, training=training)
+        from hubfit.fit.training import training_options
+
+        return dataclasses.replace(report, training_options=training_options(loaded, self.training, devices))
 
 
 # ---- fine-tuning (issue 18): --finetune and the run's flags -------------------------------------------------
@@ -271,7 +273,7 @@ _TRAINING: list[Param] = [
     click.option(
         "--finetune",
         type=click.Choice(["full", "lora", "dora", "qlora"]),
-        help="Size one fine-tuning step on the one --gpu (with --precision bf16-true|bf16-mixed|fp16-mixed|fp32, "
+        help="Size one fine-tuning step on the one --gpu, or on each GPU of the set (with --precision bf16-true|bf16-mixed|fp16-mixed|fp32, "
         "--gpus N and --batch-size: the run's precision, GPUs and micro-batch).",
     ),
     click.option("--lora-rank", type=int, default=16, show_default=True),

@@ -16,6 +16,7 @@ from hubfit.sizing.memory import MemoryReport, PrecisionRule
 from hubfit.units import GB, GIB, gb, gib, human_bytes, human_count
 
 if TYPE_CHECKING:
+    from hubfit.fit.training import TrainingOption
     from hubfit.sizing.vllm import Serving
 
 __all__ = ["PROVENANCE", "card_section", "describe", "to_markdown", "to_text"]
@@ -96,6 +97,8 @@ def to_text(report: Report, *, color: bool = False) -> str:
         lines += ["", *serving_options_lines(report)]
     if report.training is not None:
         lines += ["", *training_lines(report)]
+    if report.training_options:
+        lines += ["", *training_options_lines(report)]
     if report.gguf_fit is not None or report.llamacpp is not None:
         from hubfit.render.gguf import gguf_lines
 
@@ -252,6 +255,55 @@ def training_lines(report: Report) -> list[str]:
     ]
     lines += [f"  try: {line}" for line in t.suggestions]
     return lines
+
+
+def _training_option_cells(option: TrainingOption) -> tuple[str, str, str, str]:
+    """GPU, GPUs (sharding), peak on each GPU (nvidia-smi), largest micro-batch: one run as table cells."""
+    t = option.training
+    gpus = f"{t.gpus}x" + (f" {t.sharding}" if t.sharding and t.gpus > 1 else "")
+    if not t.fits:
+        gpus += ": no"
+    return option.gpu, gpus, gib(t.device_bytes), str(t.max_batch_size) if t.fits else "-"
+
+
+def _training_options_title(report: Report) -> str:
+    options = report.training_options
+    assert options
+    t = options[0].training
+    name = _METHOD.get(t.method, t.method) + (f" r{t.lora_rank}" if t.lora_rank else "")
+    return (
+        f"{name} at {t.seq_len:,} tokens, batch {t.batch_size}, {t.precision}, {t.optimizer}: "
+        "the fewest GPUs of each kind that hold one step"
+    )
+
+
+def training_options_lines(report: Report) -> list[str]:
+    """The fine-tuning run on each GPU of the set (``--finetune`` without one ``--gpu``)."""
+    if not report.training_options:
+        return []
+    rows = [("GPU", "GPUs", "peak per GPU", "largest batch")]
+    rows += [_training_option_cells(o) for o in report.training_options]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = [f'Fine-tuning: {_training_options_title(report)} ("Nx: no": not even on N)']
+    for row in rows:
+        cells = [
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  " + "  ".join(cells).rstrip())
+    return lines
+
+
+def _training_options_markdown(report: Report) -> list[str]:
+    if not report.training_options:
+        return []
+    out = [
+        f"**Fine-tuning:** {cell(_training_options_title(report))}.",
+        "",
+        "| GPU | GPUs | peak per GPU (nvidia-smi) | largest batch |",
+        "|---|---:|---:|---:|",
+    ]
+    out += ["| " + " | ".join(_training_option_cells(o)) + " |" for o in report.training_options]
+    return out
 
 
 def _training_markdown(report: Report) -> list[str]:
@@ -421,6 +473,8 @@ def to_markdown(report: Report) -> str:
         out += ["", *_serving_options_markdown(report)]
     if report.training is not None:
         out += ["", *_training_markdown(report)]
+    if report.training_options:
+        out += ["", *_training_options_markdown(report)]
     out += _warning_lines(report)
     out.append("")
     out.append("Sizes: GB = 10^9 bytes, GiB = 2^30 bytes.")
@@ -473,6 +527,8 @@ def card_section(report: Report) -> str:
         lines += ["", *_serving_options_markdown(report)]
     if report.training is not None:
         lines += ["", f"Fine-tuning: {cell(_training_headline(report))}"]
+    if report.training_options:
+        lines += ["", *_training_options_markdown(report)]
     sha = code(report.sha[:12]) if report.sha else code(report.revision)
     how = "Estimates: weights in each precision + KV cache + runtime overhead. " if report.memory else ""
     lines += [

@@ -15,7 +15,7 @@ from __future__ import annotations
 from hubfit.fit.gpus import GPU_CLASSES
 from hubfit.fit.planner import BestBpw, FitReport, FitRow
 from hubfit.render.fit import sized_for
-from hubfit.render.report import serving_lines, serving_options_lines, training_lines
+from hubfit.render.report import serving_lines, serving_options_lines, training_lines, training_options_lines
 from hubfit.report import Report
 from hubfit.sizing.memory import Estimate, MemoryReport
 from hubfit.units import GIB, human_bytes, human_count
@@ -39,6 +39,10 @@ def to_summary(report: Report, *, width: int = DEFAULT_WIDTH, named_gpus: bool =
         lines += ["", *serving_lines(report)]
     if report.serving_options:
         lines += ["", *serving_options_lines(report)]
+    if report.training is not None:  # likewise the fine-tuning run asked for
+        lines += ["", *training_lines(report)]
+    if report.training_options:
+        lines += ["", *training_options_lines(report)]
     if report.memory is not None:
         lines += ["", *_table(report.memory, report.fit, width, named_gpus)]
     if report.fit is not None:
@@ -211,10 +215,8 @@ def _best(fit: FitReport, best: BestBpw) -> str:
 
 
 def _asked_sections(report: Report) -> list[str]:
-    """What the user asked for beside the memory table: fine-tuning, a GGUF repository's files."""
+    """What the user asked for beside the memory table: a GGUF repository's files."""
     lines: list[str] = []
-    if report.training is not None:
-        lines += training_lines(report)
     if report.gguf_fit is not None or report.llamacpp is not None:
         from hubfit.render.gguf import gguf_lines
 

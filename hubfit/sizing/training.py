@@ -53,6 +53,7 @@ __all__ = [
     "TrainBytes",
     "TrainSettings",
     "Training",
+    "device_peak",
     "train",
 ]
 
@@ -562,6 +563,13 @@ def _suggestions(
 
 _SEQ_LIMIT = 1 << 20
 _BATCH_LIMIT = 4096
+
+
+def device_peak(model: Model, settings: TrainSettings, groups: TensorGroups | None = None) -> int:
+    """What nvidia-smi would show on the busiest GPU for ``settings`` (:attr:`Training.device_bytes`), alone:
+    for a caller that only asks whether a run fits (a GPU table), without :func:`train`'s searches."""
+    groups = groups or TensorGroups.of(model)
+    return _step(model, groups, _Shape.of(model.main.config), settings).device
 
 
 def train(
