@@ -171,6 +171,15 @@ def test_default_context_is_capped_at_the_model_maximum() -> None:
     assert memory.resolve_context(llama, memory.Workload(context=0)) == 0
 
 
+def test_cuda_context_sits_in_the_measured_range(llama70: Model) -> None:
+    """The fixed per-GPU term against measurements, not against itself: a CUDA context with lazy module loading
+    is 287,047,680 B and 666,632,192 B eager (pytorch/pytorch#86509, research note training-memory.md section 5),
+    and torch's cuBLAS workspaces add 8-32 MiB per handle on top."""
+    fixed = _overhead("cuda_context_bytes")
+    assert 287_047_680 + 8 * 2**20 <= fixed <= 666_632_192 + 2 * 32 * 2**20
+    assert fixed == memory.overhead_parts(llama70, 0, memory.Workload(context=0)).fixed
+
+
 def test_documented_overhead_model(llama70: Model) -> None:
     fixed = _overhead("cuda_context_bytes")
     # one prefill chunk of min(4096 x 1, 8192) tokens x 2 B x (2 x hidden 8192 + 3 x intermediate 28672)
