@@ -118,11 +118,11 @@ def _gib(n: int) -> str:
 def _table(memory: MemoryReport, fit: FitReport | None, width: int, named_gpus: bool) -> list[str]:
     kv = memory.kv_cache
     context = (
-        f"{kv.context:,} tokens x batch {kv.batch}, KV {kv.dtype}"
+        f"at {kv.context:,} tokens x batch {kv.batch}, KV {kv.dtype}"
         if kv.context
-        else "weights only, no KV cache"
+        else "for the weights only, no KV cache"
     )
-    title = f"Memory in GiB (2^30 bytes) at {context}"
+    title = f"Memory in GiB (2^30 bytes) {context}"
     if fit is not None and fit.fits and sized_for(fit) != _fit_phrase(kv.context, kv.batch, kv.dtype):
         title += f"; GPUs sized for {sized_for(fit)}"
     head = ["", "weights", "KV cache", "overhead", "total"]
