@@ -219,7 +219,10 @@ def analyze_gguf(
     named = hardware.devices() if hardware is not None and (hardware.gpus or hardware.gpu_memory) else ()
     gpus = named or default_gpus()
     grouped = [[headers[p] for p in m] for m in models]
-    fit = gguf_fit(grouped, gpus, query.settings, named=named[0] if named else None, mmproj=mmproj)
+    projectors = {p: headers[p] for p in mmproj}
+    fit = gguf_fit(
+        grouped, gpus, query.settings, named=named[0] if named else None, mmproj=mmproj, projectors=projectors
+    )
     serving = None
     if query.serve:
         count = hardware.count if hardware is not None and hardware.count else 1
@@ -230,7 +233,8 @@ def analyze_gguf(
             settings = replace(settings, gpus=count, tensor_split=settings.tensor_split)
         memory_bytes = [named[0].memory_bytes] * count if named else []
         best = fit.rows[0].files if fit.rows else models[0]
-        serving = llamacpp_serving([headers[p] for p in best], settings, memory_bytes)
+        projector = projectors[fit.mmproj_file] if fit.mmproj_file else None
+        serving = llamacpp_serving([headers[p] for p in best], settings, memory_bytes, projector)
     first = [headers[p] for p in fit.rows[0].files]  # the largest model sets the report's counts
     warnings = _gguf_total_check(source, [sum(headers[p].params for p in m) for m in models])
     arch = first[0].arch.architecture or None

@@ -136,3 +136,62 @@ def test_the_hubs_gguf_total_is_checked_against_the_headers(fake_hub):
         f"the Hub counts 7,000,000,000 parameters in this repo's GGUF file; its headers hold "
         f"{report.parameters.total:,}: the headers' counts are the ones sized"
     ]
+
+
+# ---- a vision model's projector (mmproj): loaded beside every quant, on the GPU -----------------------------------
+
+
+def _projector(ftype: str) -> tuple[bytes, int]:
+    """A synthetic CLIP projector (the mechanism, not a real model's figures): 4 blocks of a 1,024-wide encoder."""
+    from gguf import GGMLQuantizationType as T
+
+    from fixtures.gguf_build import ArchSpec, gguf_file
+
+    tensors = [("v.patch_embd.weight", (1024, 3, 14, 14)), ("mm.0.weight", (4096, 1024))]
+    for i in range(4):
+        tensors += [(f"v.blk.{i}.attn_q.weight", (1024, 1024)), (f"v.blk.{i}.ffn_up.weight", (4096, 1024))]
+    qtype = {"f16": T.F16, "q8_0": T.Q8_0, "f32": T.F32}[ftype]
+    spec = ArchSpec("clip", {}, tensors, 0)
+    return gguf_file(spec, ftype, types=lambda name, shape: T.F32 if len(shape) == 4 else qtype)
+
+
+def test_projector_choice_prefers_the_16_bit_file() -> None:
+    from hubfit.fit.gguf import choose_mmproj
+
+    assert choose_mmproj(["mmproj-model-f32.gguf", "mmproj-model-f16.gguf", "mmproj-Q8_0.gguf"]) == (
+        "mmproj-model-f16.gguf"
+    )
+    assert choose_mmproj(["vision/mmproj-BF16.gguf", "vision/mmproj-F32.gguf"]) == "vision/mmproj-BF16.gguf"
+    assert choose_mmproj([]) is None
+
+
+def test_projector_weights_join_every_row_on_the_gpu(hub: Any) -> None:
+    from fixtures.gguf_build import llama31_repo_files
+    from fixtures.hub_server import FileEntry
+    from hubfit.fit.gguf import GGUFQuery
+    from hubfit.fit.planner import HardwareQuery
+    from hubfit.formats.gguf import read_header
+    from hubfit.pipeline import analyze
+
+    quant = {p: v for p, v in llama31_repo_files().items() if "Q4_K_M" in p}
+    projector = {f"mmproj-model-{t}.gguf": _projector(t) for t in ("f16", "f32")}
+    hub.add_repo("hubfit-fixtures/llm-gguf", {p: FileEntry.raw(h, size=s) for p, (h, s) in quant.items()})
+    hub.add_repo(
+        "hubfit-fixtures/vlm-gguf",
+        {p: FileEntry.raw(h, size=s) for p, (h, s) in {**quant, **projector}.items()},
+    )
+    head, size = projector["mmproj-model-f16.gguf"]
+    expected = read_header(
+        lambda a, b: head[a:b], filename="mmproj-model-f16.gguf", file_size=size
+    ).tensor_bytes
+    rtx = HardwareQuery(gpus=("RTX 4090",))
+    plain = analyze("hubfit-fixtures/llm-gguf", hardware=rtx)
+    vlm = analyze("hubfit-fixtures/vlm-gguf", hardware=rtx, gguf=GGUFQuery(serve=True))
+    assert plain.gguf_fit is not None and vlm.gguf_fit is not None
+    fit = vlm.gguf_fit
+    assert fit.mmproj_file == "mmproj-model-f16.gguf" and fit.mmproj_bytes == expected > 0
+    ((row,), (base,)) = fit.rows, plain.gguf_fit.rows
+    assert row.mmproj_bytes == expected and row.gpu_bytes == base.gpu_bytes + expected
+    assert vlm.llamacpp is not None
+    assert vlm.llamacpp.buffers_mib["mmproj"] == {"GPU0": round(expected / 2**20, 2)}
+    assert "mmproj" not in (plain.llamacpp.buffers_mib if plain.llamacpp else {})

@@ -5,6 +5,11 @@ splits of one, in the root or a quant folder such as ``Q4_K_M/``), and sets the 
 projectors aside. :func:`gguf_fit` sizes each model with :mod:`hubfit.sizing.llamacpp` at the context asked:
 one row per model (size, BPW, the GPUs it fits on fully offloaded, the largest ``-ngl`` on a named GPU) and,
 per GPU, the best model that fits (the most bits per weight).
+
+A vision model's projector is a second model llama.cpp loads beside the language model (``--mmproj``; ``-hf``
+fetches it with the quant) and, by default, places on the GPU (``--no-mmproj-offload`` keeps it on the CPU). Its
+weights are added to every row's GPU need and taken from the GPU the ``-ngl`` search fills; the vision encoder's
+own compute buffer is not modelled (no load log of one was available to calibrate it).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ __all__ = [
     "GGUFModelRow",
     "GGUFSplit",
     "LlamaCppServing",
+    "choose_mmproj",
     "discover",
     "gguf_fit",
     "gguf_summary",
@@ -114,6 +120,7 @@ class GGUFModelRow:
         fits: the GPUs (catalog names) it fits on fully offloaded.
         max_gpu_layers: the largest ``-ngl`` on the named GPU (``None`` without one; -1: not even 0 layers).
         unknown_types: ggml types this hubfit does not know (the file size stands in for their bytes).
+        mmproj_bytes: the vision projector's weights, included in ``gpu_bytes`` (0 without one).
     """
 
     name: str
@@ -125,6 +132,7 @@ class GGUFModelRow:
     fits: list[str]
     max_gpu_layers: int | None = None
     unknown_types: list[str] = field(default_factory=list)
+    mmproj_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,8 @@ class GGUFFit:
         best: GPU name -> the name of the model with the most bits per weight that fits it (GPUs where none fits
             are absent).
         mmproj: the vision projector files found (a separate component of a VLM's memory).
+        mmproj_file: the projector sized with every model (:func:`choose_mmproj`; ``None``: none).
+        mmproj_bytes: its weights, on the GPU beside each model.
     """
 
     n_ctx: int
@@ -145,6 +155,8 @@ class GGUFFit:
     rows: list[GGUFModelRow]
     best: dict[str, str]
     mmproj: list[str] = field(default_factory=list)
+    mmproj_file: str | None = None
+    mmproj_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -156,7 +168,8 @@ class LlamaCppServing:
         file: the model's (first) file.
         n_ctx: the context, padded as llama.cpp pads it.
         n_gpu_layers: layers offloaded (the output layer counts as one).
-        buffers_mib: ``{"model" | "kv" | "compute": {device: MiB}}``, devices ``CPU``, ``GPU0``, ``GPU1`` ...
+        buffers_mib: ``{"model" | "kv" | "compute": {device: MiB}}``, devices ``CPU``, ``GPU0``, ``GPU1`` ...; a
+            vision model adds ``"mmproj"``, its projector's weights.
         fits: every GPU holds its buffers and the runtime's footprint.
     """
 
@@ -209,11 +222,35 @@ def _matches(path: str, pattern: str) -> bool:
     return pattern.lower() in path.lower()
 
 
+#: Projector precisions in the order one is chosen when a repository publishes several.
+_MMPROJ_ORDER = ("f16", "bf16", "q8_0", "f32")
+
+
+def choose_mmproj(paths: Sequence[str]) -> str | None:
+    """The projector sized with the models: the 16-bit one a repository publishes beside its quants (F16, else
+    BF16, Q8_0, F32, else the first by name); ``None`` without one."""
+    if not paths:
+        return None
+
+    def rank(path: str) -> tuple[int, str]:
+        name = path.rsplit("/", 1)[-1].lower()
+        for i, tag in enumerate(_MMPROJ_ORDER):
+            if re.search(rf"(?:^|[-_.]){re.escape(tag)}(?:[-_.]|$)", name):
+                return i, path
+        return len(_MMPROJ_ORDER), path
+
+    return min(paths, key=rank)
+
+
 def _row(
-    headers: Sequence[GGUFHeader], settings: LlamaCppSettings, gpus: Sequence[GPU], named: GPU | None
+    headers: Sequence[GGUFHeader],
+    settings: LlamaCppSettings,
+    gpus: Sequence[GPU],
+    named: GPU | None,
+    mmproj_bytes: int = 0,
 ) -> GGUFModelRow:
     need = memory(headers, LlamaCppSettings(**{**settings.__dict__, "gpus": 1, "n_gpu_layers": None}))
-    gpu_bytes = need.gpu_need("GPU0")
+    gpu_bytes = need.gpu_need("GPU0") + mmproj_bytes
     params = sum(h.params for h in headers)
     tensor_bytes = sum(h.tensor_bytes for h in headers)
     unknown = sorted({u for h in headers for u in h.unknown_types})
@@ -225,8 +262,11 @@ def _row(
         bpw=round(tensor_bytes * 8 / params, 4) if params else 0.0,
         gpu_bytes=gpu_bytes,
         fits=[g.name for g in gpus if gpu_bytes <= g.memory_bytes],
-        max_gpu_layers=max_gpu_layers(headers, named.memory_bytes, settings) if named else None,
+        max_gpu_layers=max_gpu_layers(headers, named.memory_bytes - mmproj_bytes, settings)
+        if named
+        else None,
         unknown_types=unknown,
+        mmproj_bytes=mmproj_bytes,
     )
 
 
@@ -237,28 +277,58 @@ def gguf_fit(
     *,
     named: GPU | None = None,
     mmproj: Sequence[str] = (),
+    projectors: dict[str, GGUFHeader] | None = None,
 ) -> GGUFFit:
-    """The GGUF table of a repository's models (see :class:`GGUFFit`)."""
-    rows = sorted((_row(m, settings, gpus, named) for m in models if m), key=lambda r: (-r.size, r.name))
+    """The GGUF table of a repository's models (see :class:`GGUFFit`).
+
+    ``projectors``: the headers of the ``mmproj`` files; the chosen one's weights join every model on the GPU.
+    """
+    chosen = choose_mmproj([p for p in mmproj if projectors and p in projectors])
+    extra = projectors[chosen].tensor_bytes if chosen and projectors else 0
+    rows = sorted(
+        (_row(m, settings, gpus, named, extra) for m in models if m), key=lambda r: (-r.size, r.name)
+    )
     best: dict[str, str] = {}
     for gpu in gpus:
         fitting = [r for r in rows if gpu.name in r.fits]
         if fitting:
             best[gpu.name] = max(fitting, key=lambda r: (r.bpw, r.size)).name
     n_ctx = memory(models[0], settings).n_ctx if models and models[0] else 0
-    return GGUFFit(n_ctx=n_ctx, gpu=named.name if named else None, rows=rows, best=best, mmproj=list(mmproj))
+    return GGUFFit(
+        n_ctx=n_ctx,
+        gpu=named.name if named else None,
+        rows=rows,
+        best=best,
+        mmproj=list(mmproj),
+        mmproj_file=chosen,
+        mmproj_bytes=extra,
+    )
 
 
 def llamacpp_serving(
-    headers: Sequence[GGUFHeader], settings: LlamaCppSettings, gpu_bytes: Sequence[int]
+    headers: Sequence[GGUFHeader],
+    settings: LlamaCppSettings,
+    gpu_bytes: Sequence[int],
+    projector: GGUFHeader | None = None,
 ) -> LlamaCppServing:
-    """llama.cpp's buffers per device for one model on GPUs of ``gpu_bytes`` each (the ``serving`` section)."""
+    """llama.cpp's buffers per device for one model on GPUs of ``gpu_bytes`` each (the ``serving`` section).
+
+    ``projector``: a vision model's ``mmproj`` header; its weights are an ``mmproj`` buffer on the first GPU (on
+    the CPU without one), as ``--mmproj`` offloads it by default.
+    """
     m = memory(headers, settings)
     buffers = {
         kind: {device: round(value / _MIB, 2) for device, value in getattr(m, kind).items()}
         for kind in ("model", "kv", "compute")
     }
-    fits = all(m.gpu_need(f"GPU{i}") <= size for i, size in enumerate(gpu_bytes) if f"GPU{i}" in m.devices)
+    extra = projector.tensor_bytes if projector is not None else 0
+    if projector is not None:
+        buffers["mmproj"] = {("GPU0" if gpu_bytes else "CPU"): round(extra / _MIB, 2)}
+    fits = all(
+        m.gpu_need(f"GPU{i}") + (extra if i == 0 else 0) <= size
+        for i, size in enumerate(gpu_bytes)
+        if f"GPU{i}" in m.devices
+    )
     return LlamaCppServing(
         engine="llama.cpp",
         file=headers[0].filename,

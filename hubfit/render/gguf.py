@@ -42,8 +42,12 @@ def gguf_lines(report: Report) -> list[str]:
             lines.append("  * ggml types this hubfit does not know: the file size stands in for their bytes")
         if fit.best:
             lines += ["", "Best file per GPU: " + "; ".join(f"{g}: {n}" for g, n in fit.best.items())]
-        if fit.mmproj:
-            lines.append("Vision projectors (loaded beside the model): " + ", ".join(fit.mmproj))
+        if fit.mmproj_file:
+            others = [p for p in fit.mmproj if p != fit.mmproj_file]
+            lines.append(
+                f"Vision projector {fit.mmproj_file} ({human_bytes(fit.mmproj_bytes)}) loaded beside each model on "
+                "the GPU: counted in every row" + (f"; also published: {', '.join(others)}" if others else "")
+            )
     s = report.llamacpp
     if s is not None:
         lines += ["", f"llama.cpp: {s.file}, n_ctx {s.n_ctx:,}, {s.n_gpu_layers} layers offloaded"]
