@@ -127,8 +127,12 @@ def test_partial_offload_keeps_the_output_on_the_host_and_splits_layers() -> Non
 
 def test_n_ctx_padding_and_quantized_cache() -> None:
     h = _header("pythia", "Q4_K_M")
-    assert memory([h], LlamaCppSettings(n_ctx=2500)).n_ctx == 2528  # next multiple of 32, as llama.cpp logged
+    # current llama.cpp pads to 256 with or without flash attention (llama.cpp@0c1e57098 logged 2500 as 2560)
+    assert memory([h], LlamaCppSettings(n_ctx=2500)).n_ctx == 2560
     assert memory([h], LlamaCppSettings(n_ctx=2500, flash_attn=True)).n_ctx == 2560
+    # builds before llama.cpp#17046: the next multiple of 32 without flash attention (a log of -c 2500 as 2528)
+    assert memory([h], LlamaCppSettings(n_ctx=2500, legacy_ctx_padding=True)).n_ctx == 2528
+    assert memory([h], LlamaCppSettings(n_ctx=2500, flash_attn=True, legacy_ctx_padding=True)).n_ctx == 2560
     q8 = memory([h], LlamaCppSettings(n_ctx=2048, type_k="q8_0", type_v="q8_0", flash_attn=True))
     assert q8.kv["GPU0"] == 32 * 2048 * 2 * (2560 // 32 * 34)
 

@@ -410,7 +410,12 @@ _LLAMACPP: list[Param] = [
         "--n-gpu-layers", "--ngl", "n_gpu_layers", type=int, help="Layers offloaded (default: all)."
     ),
     click.option("--tensor-split", metavar="F,F,...", help="Fractions of the offloaded layers per GPU."),
-    click.option("--flash-attn", is_flag=True, help="llama.cpp's flash attention (n_ctx padded to 256)."),
+    click.option("--flash-attn", is_flag=True, help="llama.cpp's flash attention."),
+    click.option(
+        "--legacy-ctx-padding",
+        is_flag=True,
+        help="A llama.cpp build from before ggml-org/llama.cpp#17046 (Nov 2025): n_ctx padded to 32, not 256.",
+    ),
     click.option("--cache-type-k", default="f16", show_default=True),
     click.option("--cache-type-v", default="f16", show_default=True),
     click.option("--batch-size", "n_batch", type=int, default=2048, show_default=True),
@@ -448,6 +453,7 @@ def _gguf(values: Mapping[str, Any]) -> GGUFQuery | None:
         gpus=len(split) if split else (values["gpu_count"] or 1),
         tensor_split=split,
         flash_attn=values["flash_attn"],
+        legacy_ctx_padding=values["legacy_ctx_padding"],
         type_k=values["cache_type_k"],
         type_v=values["cache_type_v"],
         n_batch=values["n_batch"],

@@ -10,8 +10,8 @@ llama.cpp's load reads as three stages, each with the log line this module repro
   bytes, plus the row padding CUDA gives quantized rows that are not a multiple of 512 (``MATRIX_ROW_PADDING``),
   rounded to the buffer's 128-byte alignment; host tensors take their span of the mapped file.
 - **KV buffers** (``llama_kv_cache: CUDA0 KV buffer size``): the layers with attention only, each on its
-  layer's device, ``n_ctx`` padded to 32 (256 with flash attention) cells of ``ggml_row_size(type_k,
-  n_embd_k_gqa) + ggml_row_size(type_v, n_embd_v_gqa)``; sliding-window layers as the iswa cache sizes them
+  layer's device, ``n_ctx`` padded to 256 cells (32, or 256 with flash attention, before llama.cpp#17046)
+  of ``ggml_row_size(type_k, n_embd_k_gqa) + ggml_row_size(type_v, n_embd_v_gqa)``; sliding-window layers as the iswa cache sizes them
   (``min(n_ctx, pad(n_swa x n_seq + n_ubatch))``); MLA models cache the latent (``kv_lora_rank + rope dims``,
   no V); recurrent layers none (their small state is not counted here).
 - **compute buffers** (``CUDA0 compute buffer size``): the graph reserved for one ``n_ubatch`` of tokens
@@ -78,6 +78,8 @@ class LlamaCppSettings:
         type_k, type_v: ``--cache-type-k/-v``.
         n_batch, n_ubatch: ``--batch-size``, ``--ubatch-size``.
         n_seq: ``--parallel`` (slots share ``n_ctx``; they widen the sliding-window cache).
+        legacy_ctx_padding: size a llama.cpp build from before ggml-org/llama.cpp#17046 (Nov 2025), which padded
+            ``n_ctx`` to 32 cells (256 with flash attention); current builds pad to 256 always.
     """
 
     n_ctx: int | None = None
@@ -90,6 +92,7 @@ class LlamaCppSettings:
     n_batch: int = 2048
     n_ubatch: int = 512
     n_seq: int = 1
+    legacy_ctx_padding: bool = False
 
     def __post_init__(self) -> None:
         for flag, value in (("--cache-type-k", self.type_k), ("--cache-type-v", self.type_v)):
@@ -254,7 +257,11 @@ def _unknown_share(header: GGUFHeader) -> dict[str, int]:
 
 def _n_ctx(arch: GGUFArch, settings: LlamaCppSettings) -> int:
     n_ctx = settings.n_ctx if settings.n_ctx is not None else 4096
-    return _pad(n_ctx, 256 if settings.flash_attn else 32)
+    policy = _policy()["llamacpp"]
+    if settings.legacy_ctx_padding:
+        key = "legacy_n_ctx_padding_flash_attn" if settings.flash_attn else "legacy_n_ctx_padding"
+        return _pad(n_ctx, int(policy[key]))
+    return _pad(n_ctx, int(policy["n_ctx_padding"]))
 
 
 def _kv_buffers(
