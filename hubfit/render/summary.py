@@ -122,9 +122,13 @@ def _table(memory: MemoryReport, fit: FitReport | None, width: int, named_gpus: 
         if kv.context
         else "for the weights only, no KV cache"
     )
-    title = f"Memory in GiB (2^30 bytes) {context}"
+    title = [f"Memory in GiB (2^30 bytes) {context}"]
     if fit is not None and fit.fits and sized_for(fit) != _fit_phrase(kv.context, kv.batch, kv.dtype):
-        title += f"; GPUs sized for {sized_for(fit)}"
+        gpus = f"GPUs sized for {sized_for(fit)}"
+        if len(title[0]) + 2 + len(gpus) <= width:
+            title = [f"{title[0]}; {gpus}"]
+        else:
+            title.append(f"  ({gpus})")
     head = ["", "weights", "KV cache", "overhead", "total"]
     fits_head = "fits on (each GPU named)" if named_gpus else "fits on (fewest devices per GPU class)"
     rows = [
@@ -141,7 +145,7 @@ def _table(memory: MemoryReport, fit: FitReport | None, width: int, named_gpus: 
         )
         return f"{text}  {tail}" if tail else text
 
-    out = [title, line(head, fits_head if fit is not None and fit.fits else "")]
+    out = [*title, line(head, fits_head if fit is not None and fit.fits else "")]
     for cells, (_, estimate) in zip(rows, _rows(memory), strict=True):
         tail = _fits_on(fit, estimate.precision, named_gpus) if fit is not None else ""
         room = width - len(line(cells, "")) - 2
