@@ -121,6 +121,14 @@ def build_report(
         if len(devices) == 1:
             from hubfit.sizing.serving import serve
 
+            if devices[0].gpu_class == "apple":
+                from hubfit.errors import UsageError
+
+                raise UsageError(
+                    f"{engine.engine} does not run on Apple silicon ({devices[0].name}): name a CUDA or ROCm GPU, "
+                    "or size a GGUF file under llama.cpp (--engine llama.cpp)"
+                )
+
             serving = serve(model, engine, devices[0].name, devices[0].memory_bytes, groups)
         else:  # the engine's view of every GPU of the set
             from hubfit.fit.serving import serving_options

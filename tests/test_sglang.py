@@ -159,3 +159,15 @@ def test_cli_engine_without_a_gpu_prints_the_engine_table(fake_hub: object) -> N
     assert {o["engine"] for o in options} == {"sglang"} and all(o["max_model_len"] == 4096 for o in options)
     h100 = next(o for o in options if o["gpu"] == "H100 SXM 80GB")
     assert h100["starts"] and h100["tensor_parallel_size"] == 4
+
+
+@pytest.mark.parametrize("flags", [["--engine", "vllm"], ["--engine", "sglang"], ["--finetune", "lora"]])
+def test_engines_and_training_refuse_apple_silicon(fake_hub: object, flags: list[str]) -> None:
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "hubfit.cli", "Qwen/Qwen3-30B-A3B", "--gpu", "M4 Max", *flags]
+    done = subprocess.run(args, capture_output=True, text=True)
+    assert done.returncode == 2 and not done.stdout
+    assert done.stderr.startswith("hubfit: error: ") and "Apple silicon (Apple M4 Max 128GB)" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

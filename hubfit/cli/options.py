@@ -260,6 +260,13 @@ class ReportOptions:
         loaded = load_model(model, revision=self.revision, token=self.token, progress=progress, client=client)
         report = build_report(loaded, workload=self.workload, hardware=hardware, engine=self.engine)
         if len(devices) == 1:
+            if devices[0].gpu_class == "apple":
+                from hubfit.errors import UsageError
+
+                raise UsageError(
+                    f"the fine-tuning view models CUDA's caching allocator, not Apple silicon ({devices[0].name}): "
+                    "name a CUDA GPU"
+                )
             training = train(loaded, self.training, devices[0].name, devices[0].memory_bytes)
             return dataclasses.replace(report, training=training)
         from hubfit.fit.training import training_options
