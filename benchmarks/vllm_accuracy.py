@@ -54,6 +54,7 @@ USED: dict[str, Use] = {
     "D01": Use("0.6.4", "RTX 3090"),  # notes: v0.6.4.x 'Memory profiling results' format
     "D02": Use("0.6.4", "RTX 3090"),
     "D03": Use("0.6.4", "H100"),  # notes: dev build between 0.6.4.post1 and 0.6.5
+    "D04": Use("0.6.4", "H100"),  # notes: same comment as D03, at tp 2 (weights per GPU only are logged)
     "D09": Use("0.19", "H100"),
     "D11": Use("0.19", "H100"),
     "D12": Use("0.19", "H100"),
@@ -77,6 +78,7 @@ USED: dict[str, Use] = {
 
 #: Records not used, and why.
 NOT_USED = {
+    "D07": "vLLM 0.2.x (PR #2031, Dec 2023): older than the oldest release modelled (0.4)",
     "D05": "activation 9.37 GiB with unknown max_num_seqs/max_num_batched_tokens (the record says: use with care)",
     "D27": "sampler warm-up OOM caused by other processes: D23, same settings, started",
     "D31": "same settings as D30 with the opposite outcome (the record's note: run-to-run variance at the boundary)",
