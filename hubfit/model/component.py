@@ -8,13 +8,14 @@ parameters, the config facts, the quantization format. The counts (:class:`Param
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from hubfit.formats.safetensors import SafetensorsHeader
 from hubfit.model.checkpoint import check_checkpoint
 from hubfit.model.config import ModelConfig, validate_quantization
-from hubfit.model.params import LogicalTensor, active_parameters, inventory
+from hubfit.model.params import LogicalTensor, active_of, inventory
 from hubfit.model.quant import QuantFormat
 
 __all__ = [
@@ -45,14 +46,7 @@ class ParameterSummary:
 
     @classmethod
     def of(cls, tensors: list[LogicalTensor], config: ModelConfig | None) -> ParameterSummary:
-        stored: Counter[str] = Counter()
-        roles: Counter[str] = Counter()
-        for t in tensors:
-            stored[t.dtype] += t.stored_elements
-            if t.parameters:
-                roles[t.role] += t.parameters
-        total = sum(roles.values())
-        return cls(total, active_parameters(tensors, config), _sorted(stored), _sorted(roles))
+        return summaries(tensors, config, 0)[0]
 
     @classmethod
     def sum(cls, parts: list[ParameterSummary]) -> ParameterSummary:
@@ -74,10 +68,7 @@ class WeightSummary:
 
     @classmethod
     def of(cls, tensors: list[LogicalTensor], files: int) -> WeightSummary:
-        by_dtype: Counter[str] = Counter()
-        for t in tensors:
-            by_dtype[t.dtype] += t.stored_bytes
-        return cls(sum(by_dtype.values()), files, _sorted(by_dtype))
+        return summaries(tensors, None, files)[1]
 
     @classmethod
     def sum(cls, parts: list[WeightSummary]) -> WeightSummary:
@@ -85,6 +76,29 @@ class WeightSummary:
         for p in parts:
             by_dtype.update(p.bytes_by_dtype)
         return cls(sum(by_dtype.values()), sum(p.files for p in parts), _sorted(by_dtype))
+
+
+def summaries(
+    tensors: list[LogicalTensor], config: ModelConfig | None, files: int
+) -> tuple[ParameterSummary, WeightSummary]:
+    """The parameter and weight summaries of ``tensors``, in one pass over them (92k tensors for DeepSeek-V3)."""
+    stored: dict[str, int] = {}
+    stored_bytes: dict[str, int] = {}
+    roles: dict[str, int] = {}
+    routed: dict[int | None, int] = {}
+    for t in tensors:
+        dtype = t.dtype
+        stored[dtype] = stored.get(dtype, 0) + t.stored_elements
+        stored_bytes[dtype] = stored_bytes.get(dtype, 0) + t.stored_bytes
+        params = t.parameters
+        if params:
+            role = t.role
+            roles[role] = roles.get(role, 0) + params
+            if role == "expert":
+                routed[t.layer] = routed.get(t.layer, 0) + params
+    total = sum(roles.values())
+    parameters = ParameterSummary(total, active_of(total, routed, config), _sorted(stored), _sorted(roles))
+    return parameters, WeightSummary(sum(stored_bytes.values()), files, _sorted(stored_bytes))
 
 
 @dataclass(frozen=True)
@@ -200,6 +214,7 @@ def component_from_headers(
         validate_quantization(quant.config, f"{path}: quantization settings")
     tensors = inventory(headers, component=name, config=config, quant=quant)
     config, warnings = check_checkpoint(tensors, config, path=path)
+    parameters, weights = summaries(tensors, config, len(headers))
     quantization = None
     if quant is not None:
         method = quant.method or str(quant.config.get("quant_method", "unknown"))
@@ -209,8 +224,8 @@ def component_from_headers(
         kind=kind,
         config=config,
         tensors=tensors,
-        parameters=ParameterSummary.of(tensors, config),
-        weights=WeightSummary.of(tensors, len(headers)),
+        parameters=parameters,
+        weights=weights,
         quantization=quantization,
         files=list(files or [h.filename for h in headers]),
         extra=dict(extra or {}),
@@ -218,5 +233,5 @@ def component_from_headers(
     )
 
 
-def _sorted(counter: Counter[str]) -> dict[str, int]:
+def _sorted(counter: Mapping[str, int]) -> dict[str, int]:
     return {k: counter[k] for k in sorted(counter, key=lambda k: (-counter[k], k)) if counter[k]}

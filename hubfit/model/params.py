@@ -28,7 +28,7 @@ from hubfit.formats.safetensors import SafetensorsHeader, TensorInfo
 from hubfit.model.config import ModelConfig
 from hubfit.model.quant import UNPACKED, QuantFormat
 
-__all__ = ["ROLES", "LogicalTensor", "active_parameters", "inventory"]
+__all__ = ["ROLES", "LogicalTensor", "active_of", "active_parameters", "inventory"]
 
 #: Every role a tensor can have.
 ROLES = (
@@ -228,18 +228,22 @@ def _resolve_ties(tensors: list[LogicalTensor], config: ModelConfig | None) -> l
 
 def active_parameters(tensors: list[LogicalTensor], config: ModelConfig | None) -> int:
     """Parameters used per token: routed experts at ``k / E`` of their size per layer, everything else in full."""
-    total = sum(t.parameters for t in tensors)
+    routed: dict[int | None, int] = {}
+    for t in tensors:
+        if t.role == "expert":
+            routed[t.layer] = routed.get(t.layer, 0) + t.parameters
+    return active_of(sum(t.parameters for t in tensors), routed, config)
+
+
+def active_of(total: int, routed_by_layer: dict[int | None, int], config: ModelConfig | None) -> int:
+    """:func:`active_parameters` from the sums it needs: ``total`` parameters and the routed experts' per layer."""
     if config is None or not config.is_moe or not config.num_experts_per_tok:
         return total
     experts, k = config.num_experts, config.num_experts_per_tok
     if not experts:
         return total
-    per_layer: dict[int | None, int] = {}
-    for t in tensors:
-        if t.role == "expert":
-            per_layer[t.layer] = per_layer.get(t.layer, 0) + t.parameters
     inactive = 0
-    for routed in per_layer.values():
+    for routed in routed_by_layer.values():
         used = Fraction(routed * min(k, experts), experts)
         inactive += routed - int(used)
     return total - inactive
