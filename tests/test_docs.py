@@ -1,13 +1,25 @@
 """The README and every page under docs/ are true: each command shown with its output runs and prints it.
 
-In a ```` ```console ```` block, a line starting with ``$ `` is a command (a trailing ``\\`` continues it on the
-next line) and the lines after it, up to the next ``$ `` line or the end of the block, are its output. A
-``hubfit`` command (after any ``VAR=value`` prefixes) that shows output is run here, against a fake Hub that
-serves every fixture repo (as ``python -m fixtures.hub_server`` does), without a token unless the command names one
-(``--token hf_granted`` or ``HF_TOKEN=hf_granted``: the fixture token with access to the gated repos), on a
-100-column pipe, in a scratch directory; ``| head -N`` is honoured. The output must be the one shown,
-line for line (trailing spaces aside); a line ``...`` stands for any number of lines. Commands without output
-(``hubfit ./my-model``), and other programs (``pip``, ``pytest``, the fake Hub itself), are not run.
+What is checked (the same rule is in docs/development.md):
+
+* In a ```` ```console ```` block, a line starting with ``$ `` is a command (a trailing ``\\`` continues it on
+  the next line); the lines after it, up to the next ``$ `` line or the end of the block, are its output.
+* A ``hubfit`` command (after any ``HF_ENDPOINT=``, ``HF_TOKEN=`` or ``COLUMNS=`` prefixes) that shows at least
+  one output line is run and its output compared. It runs against a fake Hub serving every fixture repo (what
+  ``python -m fixtures.hub_server`` serves; a shown ``HF_ENDPOINT`` is replaced by that Hub's URL, and the Hub's
+  URL in the output is written as the documented ``http://127.0.0.1:8765``), without a token unless the command
+  names one (``--token hf_granted`` or ``HF_TOKEN=hf_granted``: the fixture token with access to the gated
+  repos), with ``NO_COLOR=1`` on a pipe (100 columns unless ``COLUMNS=`` says otherwise), in a scratch
+  directory that sees ``examples/``; ``2>&1`` (stderr in the output, in order) and ``| head -N`` are honoured;
+  otherwise stderr is shown only after a failure. The commands of one page run in order in one
+  process (a scan may build on the cache of the one before); pages run side by side.
+* The output must be the one shown, line for line, trailing spaces aside; a line ``...`` stands for any run of
+  lines (zero or more).
+* Not run: a ``hubfit`` command shown without output (``hubfit ./my-model``), any other program (``pip``,
+  ``pytest``, the fake Hub itself), and anything outside console blocks. What cannot run offline (publishing
+  to the real Hub, scans of real organizations, commands needing a GPU) is shown without output, or as a
+  recorded transcript in a ```` ```text ```` block; a ``$ hubfit`` line in a fence without a language fails the
+  test, so that no output is left unchecked by accident.
 
 After changing what hubfit prints, rewrite the shown outputs from real runs (never by hand):
 
@@ -18,6 +30,8 @@ Every page of docs/ is linked from the README, and every relative link of these 
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import os
 import re
 import shlex
@@ -26,8 +40,10 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -90,8 +106,13 @@ def shown_commands(page: Path) -> list[Shown]:
     return out
 
 
+# Prefixes a shown command may carry: the fake Hub replaces HF_ENDPOINT; the others are set for that command.
+_PREFIXES = ("HF_ENDPOINT", "HF_TOKEN", "COLUMNS")
+
+
 def _argv(command: str) -> tuple[list[str], dict[str, str], int | None] | None:
-    """The hubfit command's arguments, its ``VAR=value`` prefixes and a ``| head -N`` (``None``: not hubfit)."""
+    """The hubfit command's arguments, its ``VAR=value`` prefixes and a ``| head -N`` (``None``: not hubfit); a
+    ``2>&1`` is kept among the arguments (``DocsHub.run_page`` takes it out)."""
     words = shlex.split(command, comments=True)
     env: dict[str, str] = {}
     while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
@@ -99,6 +120,11 @@ def _argv(command: str) -> tuple[list[str], dict[str, str], int | None] | None:
         env[name] = value
     if not words or words[0] != "hubfit":
         return None
+    unknown = sorted(set(env) - set(_PREFIXES))
+    if unknown:
+        raise ValueError(
+            f"only {', '.join(_PREFIXES)} may prefix a shown hubfit command, not {unknown}: {command}"
+        )
     head = None
     if "|" in words:
         cut = words.index("|")
@@ -115,17 +141,46 @@ def checked(pages: list[Path] = PAGES) -> list[Shown]:
     return [s for page in pages for s in shown_commands(page) if s.output and _argv(s.command) is not None]
 
 
+# Runs in a fresh interpreter per page: the commands of a page, one after the other, as ``hubfit`` would run
+# them (the console script is ``hubfit.cli.commands:main``), each with its own prefixes set.
+_CHILD = """
+import contextlib, io, json, os, sys
+from hubfit.cli.commands import main
+
+def capture():
+    return io.TextIOWrapper(io.BytesIO(), encoding="utf-8", newline="\\n")
+
+results = []
+for job in json.load(sys.stdin):
+    saved = dict(os.environ)
+    os.environ.update(job["env"])
+    out = capture()
+    err = out if job["merge"] else capture()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(job["args"])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    os.environ.clear()
+    os.environ.update(saved)
+    out.flush()
+    err.flush()
+    text = out.buffer.getvalue().decode("utf-8", "replace")
+    errors = "" if err is out else err.buffer.getvalue().decode("utf-8", "replace")
+    results.append({"code": code, "out": text, "err": errors})
+json.dump(results, sys.__stdout__)
+"""
+
+
 class DocsHub:
-    """A fake Hub serving what ``python -m fixtures.hub_server`` serves, and a runner for shown commands."""
+    """A fake Hub serving what ``python -m fixtures.hub_server`` does, and a runner for the shown commands."""
 
     def __init__(self) -> None:
         from fixtures.catalog import SERVING_FIXTURES, load_all
-        from fixtures.gguf_build import add_gguf_repo
         from fixtures.hub_server import FakeHub
 
         self.hub = FakeHub()
         load_all(self.hub)
-        add_gguf_repo(self.hub)
         for add in SERVING_FIXTURES.values():
             add(self.hub)
         self.hub.start()
@@ -135,15 +190,62 @@ class DocsHub:
         self.cwd.mkdir()
         (self.cwd / "examples").symlink_to(ROOT / "examples")
 
+    def build_gguf(self) -> Future[dict[str, tuple[bytes, int]]] | None:
+        """Start building the GGUF repository's files (seconds of the gguf writer's Python) in another process,
+        so that the pages run meanwhile; ``None`` when this process built them already (the suite's GGUF tests)."""
+        from fixtures import gguf_build
+
+        if gguf_build.llama31_repo_files.cache_info().currsize:
+            return None
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        future = pool.submit(gguf_build.llama31_repo_files)
+        pool.shutdown(wait=False)
+        return future
+
+    def add_gguf(self, files: Future[dict[str, tuple[bytes, int]]] | None) -> None:
+        """Serve the GGUF repository, from the files ``build_gguf`` built."""
+        from fixtures import gguf_build
+
+        if files is None:
+            gguf_build.add_gguf_repo(self.hub)
+            return
+        built = files.result()
+        with mock.patch.object(gguf_build, "llama31_repo_files", lambda: built):
+            gguf_build.add_gguf_repo(self.hub)
+
+    @staticmethod
+    def needs_gguf(commands: list[Shown]) -> bool:
+        from fixtures.gguf_build import LLAMA31_GGUF
+
+        return any(LLAMA31_GGUF in s.command for s in commands)
+
     def close(self) -> None:
         self.hub.stop()
         shutil.rmtree(self.home, ignore_errors=True)
 
-    def run(self, shown: Shown) -> list[str]:
-        parsed = _argv(shown.command)
-        assert parsed is not None
-        args, prefix, head = parsed
-        dropped = ("COLUMNS", "NO_COLOR", "HF_TOKEN", "HF_HUB_DISABLE_IMPLICIT_TOKEN")
+    def run_page(self, commands: list[Shown]) -> list[list[str]]:
+        """The output of each command (stdout, then stderr when it failed), in one process, in page order."""
+        jobs, heads = [], []
+        for shown in commands:
+            parsed = _argv(shown.command)
+            assert parsed is not None
+            args, prefix, head = parsed
+            merge = "2>&1" in args
+            jobs.append(
+                {
+                    "args": [a for a in args if a != "2>&1"],
+                    "env": {k: v for k, v in prefix.items() if k != "HF_ENDPOINT"},
+                    "merge": merge,
+                }
+            )
+            heads.append(head)
+        dropped = (
+            "COLUMNS",
+            "HF_TOKEN",
+            "HUGGING_FACE_HUB_TOKEN",
+            "HF_HUB_DISABLE_IMPLICIT_TOKEN",
+            "HF_HUB_CACHE",
+        )
         env = {k: v for k, v in os.environ.items() if k not in dropped}
         env.update(
             HF_ENDPOINT=self.hub.url,
@@ -151,26 +253,30 @@ class DocsHub:
             XDG_CACHE_HOME=self.home,
             HF_HUB_DISABLE_TELEMETRY="1",
             NO_COLOR="1",
+            PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
         )
-        if "HF_TOKEN" in prefix:
-            env["HF_TOKEN"] = prefix["HF_TOKEN"]
-        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         done = subprocess.run(
-            [sys.executable, "-m", "hubfit.cli", *args],
+            [sys.executable, "-c", _CHILD],
+            input=json.dumps(jobs),
             cwd=self.cwd,
             env=env,
             capture_output=True,
             text=True,
             timeout=300,
         )
-        lines = done.stdout.rstrip("\n").split("\n") if done.stdout.strip() else []
-        if done.returncode != 0 and done.stderr.strip():
-            lines += done.stderr.rstrip("\n").split("\n")
+        assert done.returncode == 0, f"the runner failed:\n{done.stderr}"
         # The fake Hub listens on a free port; the pages show the one the README starts it on.
         shown_urls = {self.hub.url: "http://127.0.0.1:8765", self.hub.cdn_url: "http://127.0.0.1:8766"}
-        for real, documented in shown_urls.items():
-            lines = [line.replace(real, documented) for line in lines]
-        return [line.rstrip() for line in lines][:head]
+        outputs = []
+        for result, head in zip(json.loads(done.stdout), heads, strict=True):
+            text = result["out"].rstrip("\n")
+            if result["code"] != 0 and result["err"].strip():
+                text = (text + "\n" if text.strip() else "") + result["err"].rstrip("\n")
+            for real, documented in shown_urls.items():
+                text = text.replace(real, documented)
+            lines = [line.rstrip() for line in text.split("\n")] if text.strip() else []
+            outputs.append(lines[:head])
+        return outputs
 
 
 def matches(shown: list[str], actual: list[str]) -> bool:
@@ -181,24 +287,76 @@ def matches(shown: list[str], actual: list[str]) -> bool:
     return re.fullmatch(pattern, "".join(line + "\n" for line in actual)) is not None
 
 
+def run_pages(hub: DocsHub, shown: list[Shown]) -> dict[str, list[str]]:
+    """Each command's real output by ``Shown.id``: pages side by side, a page's commands in page order (one may
+    build on the one before, as a scan's cache does)."""
+    pages: dict[Path, list[Shown]] = {}
+    for s in shown:
+        pages.setdefault(s.page, []).append(s)
+
+    def run_page(commands: list[Shown]) -> list[tuple[str, list[str]]]:
+        return [(s.id, out) for s, out in zip(commands, hub.run_page(commands), strict=True)]
+
+    later = [commands for commands in pages.values() if hub.needs_gguf(commands)]
+    gguf = hub.build_gguf() if later else None
+    with ThreadPoolExecutor(max_workers=max(2, min(len(pages), 2 * (os.cpu_count() or 1)))) as pool:
+        futures = [pool.submit(run_page, commands) for commands in pages.values() if commands not in later]
+        if later:
+            hub.add_gguf(gguf)
+            futures += [pool.submit(run_page, commands) for commands in later]
+        return {key: out for future in futures for key, out in future.result()}
+
+
 @pytest.fixture(scope="module")
-def docs_hub() -> Iterator[DocsHub]:
+def docs_outputs() -> Iterator[dict[str, list[str]]]:
+    """One fake Hub for the module; every checked command run once, the real outputs by ``Shown.id``."""
     hub = DocsHub()
-    yield hub
-    hub.close()
+    try:
+        yield run_pages(hub, checked())
+    finally:
+        hub.close()
 
 
 def test_some_commands_are_checked() -> None:
     shown = checked()
     assert len(shown) >= 8
+    readme = [s.command for s in shown if s.page.name == "README.md"]
+    assert "hubfit examples/tiny-random-Llama3ForCausalLM" in readme  # the quick start
     assert any(
-        s.page.name == "README.md" and "examples/tiny-random-Llama3ForCausalLM" in s.command for s in shown
-    )
+        c.startswith("HF_ENDPOINT=") and "meta-llama/Llama-2-70b-hf" in c for c in readme
+    )  # the fake Hub
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    """The README's first two commands are contractual: ``.ci/run`` runs the second one."""
+    commands = [
+        line
+        for line in (ROOT / "README.md").read_text(encoding="utf-8").split("\n")
+        if line.startswith("python -m pip install")
+    ]
+    assert commands[:2] == [
+        "python -m pip install -e . && hubfit examples/tiny-random-Llama3ForCausalLM",
+        'python -m pip install -e ".[test]" && python -m pytest',
+    ]
+
+
+def test_no_transcript_outside_console_blocks_goes_unnoticed() -> None:
+    """A ``$ hubfit`` line in a fence without a language would be an unchecked transcript by accident: a fence
+    that is not run says what it is (``text`` for recorded transcripts, ``bash``, ``yaml`` ...)."""
+    for page in PAGES:
+        lines = page.read_text(encoding="utf-8").split("\n")
+        fences = [i for i, line in enumerate(lines) if _FENCE.match(line)]
+        for start, end in zip(fences[0::2], fences[1::2], strict=False):
+            if lines[start].strip() == "```":
+                body = lines[start + 1 : end]
+                assert not any(re.match(r"\$ (?:[A-Z_]+=\S* )*hubfit\b", line) for line in body), (
+                    f"{page.relative_to(ROOT)}:{start + 1}: a hubfit command in a fence without a language"
+                )
 
 
 @pytest.mark.parametrize("shown", checked(), ids=lambda s: s.id)
-def test_shown_output_is_the_real_output(shown: Shown, docs_hub: DocsHub) -> None:
-    actual = docs_hub.run(shown)
+def test_shown_output_is_the_real_output(shown: Shown, docs_outputs: dict[str, list[str]]) -> None:
+    actual = docs_outputs[shown.id]
     assert matches(shown.output, actual), (
         f"{shown.id}: `{shown.command}` prints\n"
         + "\n".join(actual)
@@ -229,24 +387,24 @@ def test_matching_rules() -> None:
 
 
 def write() -> None:
-    """Rewrite every checked command's shown output with the real one (``python -m tests.test_docs --write``)."""
+    """Rewrite every shown output that differs from the real one (``python -m tests.test_docs --write``); a page
+    whose outputs all match is left untouched."""
     hub = DocsHub()
     try:
-        for page in PAGES:
-            shown = checked([page])
-            if not shown:
-                continue
-            lines = page.read_text(encoding="utf-8").split("\n")
-            actual = [hub.run(s) for s in shown]  # in page order: a command may build on the one before
-            for s, out in reversed(
-                list(zip(shown, actual, strict=True))
-            ):  # from the bottom: spans stay valid
-                if not matches(s.output, out):
-                    lines[s.span[0] : s.span[1]] = out
-                    print(f"rewrote {s.id}")
-            page.write_text("\n".join(lines), encoding="utf-8")
+        shown = checked()
+        outputs = run_pages(hub, shown)
     finally:
         hub.close()
+    for page in PAGES:
+        lines = page.read_text(encoding="utf-8").split("\n")
+        changed = False
+        for s in reversed([s for s in shown if s.page == page]):  # from the bottom: spans stay valid
+            if not matches(s.output, outputs[s.id]):
+                lines[s.span[0] : s.span[1]] = outputs[s.id]
+                changed = True
+                print(f"rewrote {s.id}")
+        if changed:
+            page.write_text("\n".join(lines), encoding="utf-8")
 
 
 if __name__ == "__main__":
