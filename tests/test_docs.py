@@ -370,13 +370,36 @@ def test_every_docs_page_is_linked_from_the_readme() -> None:
         assert f"](docs/{page.name})" in readme or f"](docs/{page.name}#" in readme, page.name
 
 
+def anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives the page's headings (lower case, punctuation dropped, spaces to hyphens, ``-N``
+    after a repeated one); headings inside code blocks do not count."""
+    seen: dict[str, int] = {}
+    inside = False
+    for line in page.read_text(encoding="utf-8").split("\n"):
+        if line.startswith("```"):
+            inside = not inside
+        match = None if inside else re.match(r"#{1,6} (.*)", line)
+        if match:
+            slug = re.sub(r"[^\w\- ]", "", match.group(1).strip().lower()).replace(" ", "-")
+            seen[slug] = seen.get(slug, -1) + 1
+            if seen[slug]:
+                seen[f"{slug}-{seen[slug]}"] = 0
+    return set(seen)
+
+
 def test_relative_links_lead_to_files() -> None:
+    """Every relative link leads to a file, and a ``#anchor`` into a Markdown page to one of its headings."""
     for page in PAGES:
         text = page.read_text(encoding="utf-8")
-        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
-            if re.match(r"[a-z]+:", target):
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", text):
+            if re.match(r"[a-z]+:", target) or not (target or anchor):
                 continue
-            assert (page.parent / target).exists(), f"{page.relative_to(ROOT)} links to missing {target}"
+            where = page.parent / target if target else page
+            assert where.exists(), f"{page.relative_to(ROOT)} links to missing {target}"
+            if anchor and where.suffix == ".md":
+                assert anchor in anchors(where), (
+                    f"{page.relative_to(ROOT)} links to missing {target}#{anchor}"
+                )
 
 
 def test_matching_rules() -> None:
