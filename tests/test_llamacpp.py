@@ -153,3 +153,46 @@ def test_bad_flags() -> None:
         LlamaCppSettings(type_k="q3_K")
     with pytest.raises(UsageError, match="--tensor-split"):
         LlamaCppSettings(gpus=2, tensor_split=(1.0,))
+
+
+# ---- n_ctx padding as a function of the llama.cpp version ------------------------------------------------------
+
+
+def test_n_ctx_padding_by_llama_cpp_version() -> None:
+    from hubfit.sizing.llamacpp import VERSIONS
+
+    h = _header("pythia", "Q4_K_M")
+
+    def n_ctx(version: str, fa: bool = False) -> int:
+        return memory([h], LlamaCppSettings(n_ctx=2500, flash_attn=fa, version=version)).n_ctx
+
+    assert VERSIONS[0] == "current" and LlamaCppSettings().version == "current"
+    # llama.cpp@0c1e57098 (after #17046) logged -c 2500 as 2560, flash attention off (llamacpp_loop.md)
+    assert n_ctx("current") == n_ctx("current", fa=True) == 2560
+    # #7257 .. #16812 (the era of the shared logs' build 3280): 32 cells, 256 with flash attention
+    assert n_ctx("legacy") == 2528 and n_ctx("legacy", fa=True) == 2560
+    # #16812 .. #17046: the cache has the cells asked, no padding
+    assert n_ctx("2025-10") == n_ctx("2025-10", fa=True) == 2500
+    # KV follows the cells: pythia's 32 layers x 2560 wide x 2 B x (K + V) per cell
+    kv = {v: memory([h], LlamaCppSettings(n_ctx=2500, version=v)).kv["GPU0"] for v in VERSIONS}
+    assert kv == {
+        v: 32 * 2560 * 2 * 2 * cells for v, cells in (("current", 2560), ("legacy", 2528), ("2025-10", 2500))
+    }
+    with pytest.raises(UsageError, match="llama.cpp version"):
+        LlamaCppSettings(version="b3280")
+
+
+def test_sliding_window_cache_padding_by_version() -> None:
+    # gemma-2-2b (n_swa 4096): the SWA layers hold min(n_ctx, pad(n_swa + n_ubatch)) cells; with a 100-token
+    # ubatch that is 4196 cells, padded to 4352 (256, current llama-kv-cache-iswa.cpp), 4224 (32, legacy) or
+    # left as it is (2025-10)
+    h = _header("gemma2", "Q4_K_M")
+
+    def kv(version: str) -> int:
+        m = memory([h], LlamaCppSettings(n_ctx=8192, n_ubatch=100, gpus=0, version=version))
+        return m.kv["CPU"]
+
+    per_cell = 4 * 256 * 2 * 2  # 4 KV heads x 256 wide x 2 B x (K + V): R35's 416 MiB = 13 x 8192 cells
+    assert kv("current") == 13 * (8192 + 4352) * per_cell
+    assert kv("legacy") == 13 * (8192 + 4224) * per_cell
+    assert kv("2025-10") == 13 * (8192 + 4196) * per_cell

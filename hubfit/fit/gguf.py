@@ -8,8 +8,10 @@ per GPU, the best model that fits (the most bits per weight).
 
 A vision model's projector is a second model llama.cpp loads beside the language model (``--mmproj``; ``-hf``
 fetches it with the quant) and, by default, places on the GPU (``--no-mmproj-offload`` keeps it on the CPU). Its
-weights are added to every row's GPU need and taken from the GPU the ``-ngl`` search fills; the vision encoder's
-own compute buffer is not modelled (no load log of one was available to calibrate it).
+weights (:func:`~hubfit.sizing.llamacpp.projector_bytes`: its tensors as the GPU buffer holds them, row
+padding and alignment included) are added to every row's GPU need and taken from the GPU the ``-ngl`` search
+fills. The vision encoder's own compute buffer is not modelled: it depends on the image size, and the one real
+load log found (ollama/ollama#2706, 32.89 MB for one 336-pixel image) is too little to calibrate it on.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 
 from hubfit.fit.gpus import GPU
 from hubfit.formats.gguf import GGUFHeader, split_of
-from hubfit.sizing.llamacpp import LlamaCppSettings, max_gpu_layers, memory
+from hubfit.sizing.llamacpp import LlamaCppSettings, max_gpu_layers, memory, projector_bytes
 
 __all__ = [
     "GGUFFile",
@@ -228,7 +230,14 @@ _MMPROJ_ORDER = ("f16", "bf16", "q8_0", "f32")
 
 def choose_mmproj(paths: Sequence[str]) -> str | None:
     """The projector sized with the models: the 16-bit one a repository publishes beside its quants (F16, else
-    BF16, Q8_0, F32, else the first by name); ``None`` without one."""
+    BF16, Q8_0, F32, else the first by name); ``None`` without one.
+
+    F16 first because it is what repositories publish as their default projector (llama.cpp's conversion writes
+    ``mmproj-model-f16.gguf``; bartowski/unsloth repos name ``mmproj-*-f16.gguf`` first) and what downloaders
+    recommend beside a quant (bodaay/HuggingFaceModelDownloader#76: mmproj-f16, then bf16, then f32). Q8_0
+    comes before F32 as the smaller file a user short of memory takes. The choice is shown in the table's
+    "Vision projector" line and in the JSON (``mmproj_file``).
+    """
     if not paths:
         return None
 
@@ -284,7 +293,7 @@ def gguf_fit(
     ``projectors``: the headers of the ``mmproj`` files; the chosen one's weights join every model on the GPU.
     """
     chosen = choose_mmproj([p for p in mmproj if projectors and p in projectors])
-    extra = projectors[chosen].tensor_bytes if chosen and projectors else 0
+    extra = projector_bytes(projectors[chosen]) if chosen and projectors else 0
     rows = sorted(
         (_row(m, settings, gpus, named, extra) for m in models if m), key=lambda r: (-r.size, r.name)
     )
@@ -321,7 +330,7 @@ def llamacpp_serving(
         kind: {device: round(value / _MIB, 2) for device, value in getattr(m, kind).items()}
         for kind in ("model", "kv", "compute")
     }
-    extra = projector.tensor_bytes if projector is not None else 0
+    extra = projector_bytes(projector, on_gpu=bool(gpu_bytes)) if projector is not None else 0
     if projector is not None:
         buffers["mmproj"] = {("GPU0" if gpu_bytes else "CPU"): round(extra / _MIB, 2)}
     fits = all(

@@ -10,10 +10,10 @@ llama.cpp's load reads as three stages, each with the log line this module repro
   bytes, plus the row padding CUDA gives quantized rows that are not a multiple of 512 (``MATRIX_ROW_PADDING``),
   rounded to the buffer's 128-byte alignment; host tensors take their span of the mapped file.
 - **KV buffers** (``llama_kv_cache: CUDA0 KV buffer size``): the layers with attention only, each on its
-  layer's device, ``n_ctx`` padded to 256 cells (32, or 256 with flash attention, before llama.cpp#17046)
-  of ``ggml_row_size(type_k, n_embd_k_gqa) + ggml_row_size(type_v, n_embd_v_gqa)``; sliding-window layers as the iswa cache sizes them
-  (``min(n_ctx, pad(n_swa x n_seq + n_ubatch))``); MLA models cache the latent (``kv_lora_rank + rope dims``,
-  no V); recurrent layers none (their small state is not counted here).
+  layer's device, ``n_ctx`` padded as the llama.cpp version pads it (:data:`VERSIONS`; current builds: 256
+  cells) of ``ggml_row_size(type_k, n_embd_k_gqa) + ggml_row_size(type_v, n_embd_v_gqa)``; sliding-window
+  layers as the iswa cache sizes them (``min(n_ctx, pad(n_swa x n_seq + n_ubatch))``); MLA models cache the
+  latent (``kv_lora_rank + rope dims``, no V); recurrent layers none (their small state is not counted here).
 - **compute buffers** (``CUDA0 compute buffer size``): the graph reserved for one ``n_ubatch`` of tokens
   against the whole cache, the allocator reusing memory between layers, so the peak of the largest step:
   attention (the KQ mask, the residual, the fused or separate Q/K/V, the roped Q and K, and without flash
@@ -39,10 +39,12 @@ from hubfit.formats.gguf import GGUFArch, GGUFHeader, GGUFTensor, ggml_type, row
 
 __all__ = [
     "CACHE_TYPES",
+    "VERSIONS",
     "LlamaCppMemory",
     "LlamaCppSettings",
     "max_gpu_layers",
     "memory",
+    "projector_bytes",
 ]
 
 MIB = 1 << 20
@@ -50,6 +52,24 @@ MIB = 1 << 20
 CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 _CUDA_ALIGN = 128  # ggml_backend_cuda_buffer_type_get_alignment
 _MATRIX_ROW_PADDING = 512  # ggml-cuda: quantized rows padded to a multiple of 512 elements
+#: ``--llamacpp-version`` eras: how llama.cpp pads ``n_ctx`` (the KV cache's cells) and the sliding-window
+#: cache, release by release. Each boundary is the pull request that changed it (merge dates from the PRs):
+#:
+#: - ``"current"`` (the default): ggml-org/llama.cpp#17046 "kv-cache : pad the cache size to 256 for
+#:   performance" (Nov 2025): ``llama_context``'s constructor pads ``n_ctx`` to 256, flash attention or not.
+#:   Measured: llama.cpp@0c1e57098 (llama-cpp-python 0.3.36) logged ``-c 2500`` as 2560 with flash attention
+#:   off (benchmarks/results/llamacpp_loop.md). The sliding-window cache is padded to 256 too
+#:   (src/llama-kv-cache-iswa.cpp: "the SWA cache is always padded to 256 for performance", ref.
+#:   ggml-org/llama.cpp#17037).
+#: - ``"2025-10"``: ggml-org/llama.cpp#16812 "memory : remove KV cache size padding" (28 Oct 2025) until #17046:
+#:   ``llama_model::create_memory`` no longer pads (or mutates) ``n_ctx``, so the cache has exactly the cells
+#:   asked, and the sliding-window cache's ``n_swa x n_seq + n_ubatch`` is not padded either.
+#: - ``"legacy"``: ggml-org/llama.cpp#7257 "llama : less KV padding when FA is off" (13 May 2024) until #16812:
+#:   ``n_ctx`` and the sliding-window cells padded to ``llama_kv_cache::get_padding``: 32, or 256 with flash
+#:   attention. The shared logs R01-R04 (``build: 3280 (0e0590ad)``, July 2024) are of this era; a log of
+#:   ``-c 2500`` shows 2528 (../shared/research/gguf-llamacpp.md A.1). Builds before #7257 padded to 256
+#:   always; they are not modelled.
+VERSIONS = ("current", "2025-10", "legacy")
 _LAYER = re.compile(r"^blk\.(\d+)\.")
 _INPUT = ("token_embd.", "position_embd.", "token_types.", "token_embd_norm.")
 
@@ -78,8 +98,10 @@ class LlamaCppSettings:
         type_k, type_v: ``--cache-type-k/-v``.
         n_batch, n_ubatch: ``--batch-size``, ``--ubatch-size``.
         n_seq: ``--parallel`` (slots share ``n_ctx``; they widen the sliding-window cache).
-        legacy_ctx_padding: size a llama.cpp build from before ggml-org/llama.cpp#17046 (Nov 2025), which padded
-            ``n_ctx`` to 32 cells (256 with flash attention); current builds pad to 256 always.
+        version: the llama.cpp era sized (:data:`VERSIONS`): ``"current"`` (since ggml-org/llama.cpp#17046,
+            Nov 2025: ``n_ctx`` padded to 256), ``"2025-10"`` (#16812 to #17046: no padding) or ``"legacy"``
+            (#7257, May 2024, to #16812: 32 cells, 256 with flash attention).
+        legacy_ctx_padding: ``--legacy-ctx-padding``, the same as ``version="legacy"``.
     """
 
     n_ctx: int | None = None
@@ -93,8 +115,11 @@ class LlamaCppSettings:
     n_ubatch: int = 512
     n_seq: int = 1
     legacy_ctx_padding: bool = False
+    version: str = "current"
 
     def __post_init__(self) -> None:
+        if self.version not in VERSIONS:
+            raise UsageError(f"llama.cpp version {self.version!r}: hubfit sizes {', '.join(VERSIONS)}")
         for flag, value in (("--cache-type-k", self.type_k), ("--cache-type-v", self.type_v)):
             if value not in CACHE_TYPES:
                 raise UsageError(f"{flag} {value!r}: llama.cpp accepts {', '.join(CACHE_TYPES)}")
@@ -223,6 +248,24 @@ def _gpu_bytes(t: GGUFTensor, nbytes: int) -> int:
     return _pad(size, _CUDA_ALIGN)
 
 
+def projector_bytes(header: GGUFHeader, *, on_gpu: bool = True) -> int:
+    """A vision projector's (``mmproj``) weight buffer as mtmd's CLIP loader allocates it.
+
+    ``--mmproj`` loads every tensor of the projector into one buffer on the first GPU (``--no-mmproj-offload``:
+    host memory), so each takes its ggml bytes with the GPU's row padding and alignment, as a model layer's
+    tensors do. A real load log shows the buffer is the tensors and nothing more: ollama/ollama#2706 (llava
+    v1.6's f16 projector, CUDA) prints ``model size: 595.49 MB`` and ``params backend buffer size = 595.49 MB
+    (377 tensors)``. The encoder's compute buffer (``compute allocated memory: 32.89 MB`` in the same log, for
+    one 336-pixel image) depends on the image size and is not counted.
+    """
+    share = _unknown_share(header)
+    total = 0
+    for t in header.tensors:
+        nbytes = t.nbytes if t.nbytes is not None else share.get(t.name, 0)
+        total += _gpu_bytes(t, nbytes) if on_gpu else _pad(nbytes, header.alignment)
+    return total
+
+
 def _model_buffers(files: Sequence[GGUFHeader], layers: list[str], output: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for header in files:
@@ -255,19 +298,36 @@ def _unknown_share(header: GGUFHeader) -> dict[str, int]:
     }
 
 
+def _era(settings: LlamaCppSettings) -> str:
+    return "legacy" if settings.legacy_ctx_padding else settings.version
+
+
+def _kv_padding(settings: LlamaCppSettings) -> int:
+    """The cells the KV cache is padded to in ``settings``' llama.cpp era (1: none)."""
+    policy = _policy()["llamacpp"]
+    era = _era(settings)
+    if era == "legacy":
+        key = "legacy_n_ctx_padding_flash_attn" if settings.flash_attn else "legacy_n_ctx_padding"
+        return int(policy[key])
+    if era == "2025-10":
+        return 1
+    return int(policy["n_ctx_padding"])
+
+
+def _swa_padding(settings: LlamaCppSettings) -> int:
+    """The sliding-window cache's padding: the KV cache's (none in the ``"2025-10"`` era, 256 since #17046)."""
+    return _kv_padding(settings)
+
+
 def _n_ctx(arch: GGUFArch, settings: LlamaCppSettings) -> int:
     n_ctx = settings.n_ctx if settings.n_ctx is not None else 4096
-    policy = _policy()["llamacpp"]
-    if settings.legacy_ctx_padding:
-        key = "legacy_n_ctx_padding_flash_attn" if settings.flash_attn else "legacy_n_ctx_padding"
-        return _pad(n_ctx, int(policy[key]))
-    return _pad(n_ctx, int(policy["n_ctx_padding"]))
+    return _pad(n_ctx, _kv_padding(settings))
 
 
 def _kv_buffers(
     specs: list[_Layer], devices: list[str], arch: GGUFArch, settings: LlamaCppSettings, n_ctx: int
 ) -> dict[str, int]:
-    pad = 256 if settings.flash_attn else 32
+    pad = _swa_padding(settings)
     swa_cells = n_ctx
     if arch.sliding_window:
         swa_cells = min(n_ctx, _pad(arch.sliding_window * settings.n_seq + settings.n_ubatch, pad))
