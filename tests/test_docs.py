@@ -25,7 +25,8 @@ After changing what hubfit prints, rewrite the shown outputs from real runs (nev
 
     python -m tests.test_docs --write
 
-Every page of docs/ is linked from the README, and every relative link of these pages leads to a file.
+Every page of docs/ is linked from the README, and every relative link of these pages leads to a file (and a
+``#anchor`` to a heading of it).
 """
 
 from __future__ import annotations
