@@ -195,3 +195,22 @@ def test_projector_weights_join_every_row_on_the_gpu(hub: Any) -> None:
     assert vlm.llamacpp is not None
     assert vlm.llamacpp.buffers_mib["mmproj"] == {"GPU0": round(expected / 2**20, 2)}
     assert "mmproj" not in (plain.llamacpp.buffers_mib if plain.llamacpp else {})
+
+
+def test_projector_buffer_pads_quantized_rows_as_the_gpu_does() -> None:
+    # a Q8_0 projector of SigLIP's 1,152 width (gemma-3's vision tower): CUDA pads each quantized tensor's rows
+    # to a multiple of 512 elements (ggml-cuda MATRIX_ROW_PADDING), the same as for a model layer
+    from gguf import GGMLQuantizationType as T
+
+    from fixtures.gguf_build import ArchSpec, gguf_file
+    from hubfit.formats.gguf import read_header
+    from hubfit.sizing.llamacpp import projector_bytes
+
+    spec = ArchSpec("clip", {}, [("v.blk.0.ffn_up.weight", (4304, 1152))], 0)
+    head, size = gguf_file(spec, "q8_0", types=lambda name, shape: T.Q8_0)
+    h = read_header(lambda a, b: head[a:b], filename="mmproj-q8_0.gguf", file_size=size)
+    row = 1152 // 32 * 34
+    assert h.tensor_bytes == 4304 * row
+    padding = (512 - 1152 % 512) // 32 * 34
+    assert projector_bytes(h) == -(-(4304 * row + padding) // 128) * 128
+    assert projector_bytes(h, on_gpu=False) == -(-(4304 * row) // h.alignment) * h.alignment
