@@ -196,3 +196,29 @@ def test_sliding_window_cache_padding_by_version() -> None:
     assert kv("current") == 13 * (8192 + 4352) * per_cell
     assert kv("legacy") == 13 * (8192 + 4224) * per_cell
     assert kv("2025-10") == 13 * (8192 + 4196) * per_cell
+
+
+def test_cli_llamacpp_version_reaches_the_padding(fake_hub: object) -> None:
+    """``--llamacpp-version`` sizes the era asked: -c 2500 is 2560 cells now, 2528 in the legacy era."""
+    import json
+    import subprocess
+    import sys
+
+    from fixtures.gguf_build import LLAMA31_GGUF, add_gguf_repo
+
+    if LLAMA31_GGUF not in fake_hub.repos:  # type: ignore[attr-defined]
+        add_gguf_repo(fake_hub)
+    base = [
+        sys.executable,
+        "-m",
+        "hubfit.cli",
+        LLAMA31_GGUF,
+        "--ctx-size",
+        "2500",
+        "--file",
+        "Q4_K_M",
+        "--json",
+    ]
+    for era, cells in (("current", 2560), ("legacy", 2528), ("2025-10", 2500)):
+        out = subprocess.run([*base, "--llamacpp-version", era], capture_output=True, text=True, check=True)
+        assert json.loads(out.stdout)["gguf_fit"]["n_ctx"] == cells, era
