@@ -18,8 +18,10 @@ from hubfit.source.sources import HubSource, Progress, Source, open_source
 
 if TYPE_CHECKING:
     from hubfit.fit.gguf import GGUFQuery
+    from hubfit.fit.gpus import GPU
     from hubfit.fit.planner import HardwareQuery
     from hubfit.sizing.memory import Workload
+    from hubfit.sizing.training import TrainSettings
     from hubfit.sizing.vllm import ServeSettings
     from hubfit.source.hub import HubClient
 
@@ -37,6 +39,7 @@ def analyze(
     hardware: HardwareQuery | None = None,
     engine: ServeSettings | None = None,
     gguf: GGUFQuery | None = None,
+    training: TrainSettings | None = None,
 ) -> Report:
     """Analyse a model from its metadata only.
 
@@ -51,13 +54,19 @@ def analyze(
         hardware: a :class:`hubfit.fit.HardwareQuery`; when given, ``Report.fit`` holds the GPU fit (sized for
             ``workload``, default ``Workload()``).
         engine: a serving engine's settings (:class:`hubfit.sizing.vllm.ServeSettings`); with one GPU in
-            ``hardware``, ``Report.serving`` holds the engine's view.
+            ``hardware``, ``Report.serving`` holds the engine's view, else ``Report.serving_options`` holds it
+            for every GPU of the set.
+        gguf: llama.cpp's flags for a GGUF repository (:class:`hubfit.fit.gguf.GGUFQuery`).
+        training: a fine-tuning run (:class:`hubfit.sizing.training.TrainSettings`); with one GPU in
+            ``hardware``, ``Report.training`` holds it, else ``Report.training_options`` for every GPU of the set.
 
     Raises:
         hubfit.errors.HubfitError: every failure, with a one-line message.
     """
     source = open_source(model, revision, token=token, progress=progress, client=client)
-    return analyze_source(source, workload=workload, hardware=hardware, engine=engine, gguf=gguf)
+    return analyze_source(
+        source, workload=workload, hardware=hardware, engine=engine, gguf=gguf, training=training
+    )
 
 
 def load_model(
@@ -82,15 +91,17 @@ def analyze_source(
     hardware: HardwareQuery | None = None,
     engine: ServeSettings | None = None,
     gguf: GGUFQuery | None = None,
+    training: TrainSettings | None = None,
 ) -> Report:
     """Analyse an already opened :class:`~hubfit.source.Source` (see :func:`analyze` for the arguments).
 
     A repository of GGUF files only (or any, with ``gguf``: ``--file`` / ``--engine llama.cpp``) is sized file by
-    file under llama.cpp's memory (:func:`analyze_gguf`).
+    file under llama.cpp's memory (:func:`analyze_gguf`); a fine-tuning run needs the safetensors model.
     """
-    if gguf is not None or _gguf_only(source.files()):
+    if training is None and (gguf is not None or _gguf_only(source.files())):
         return analyze_gguf(source, hardware=hardware, query=gguf)
-    return build_report(analyze_model(source), workload=workload, hardware=hardware, engine=engine)
+    model = analyze_model(source)
+    return build_report(model, workload=workload, hardware=hardware, engine=engine, training=training)
 
 
 def build_report(
@@ -99,12 +110,18 @@ def build_report(
     workload: Workload | None = None,
     hardware: HardwareQuery | None = None,
     engine: ServeSettings | None = None,
+    training: TrainSettings | None = None,
 ) -> Report:
-    """The report of an analysed model: its counts, and the memory and fit sections when asked for."""
+    """The report of an analysed model: its counts, and the memory, fit, serving and fine-tuning sections asked for.
+
+    A serving engine or a fine-tuning run is sized on the one GPU of ``hardware``, or on every GPU of the set
+    (default: the curated one) at the fewest GPUs that start or hold it.
+    """
     from hubfit.sizing.engine import TensorGroups
 
     memory = fit = None
-    groups = TensorGroups.of(model) if workload is not None or hardware is not None or engine else None
+    asked = workload is not None or hardware is not None or engine is not None or training is not None
+    groups = TensorGroups.of(model) if asked else None
     if workload is not None:
         from hubfit.sizing.memory import estimate
 
@@ -113,28 +130,56 @@ def build_report(
         from hubfit.fit.planner import evaluate
 
         fit = evaluate(model, workload, hardware, groups=groups)
-    serving = options = None
-    if engine is not None:
+    devices: tuple[GPU, ...] = ()
+    if engine is not None or training is not None:
         from hubfit.fit.planner import HardwareQuery
 
         devices = (hardware or HardwareQuery()).devices()
+    serving = serving_options = None
+    if engine is not None:
         if len(devices) == 1:
             from hubfit.sizing.serving import serve
 
-            if devices[0].gpu_class == "apple":
-                from hubfit.errors import UsageError
-
-                raise UsageError(
-                    f"{engine.engine} does not run on Apple silicon ({devices[0].name}): name a CUDA or ROCm GPU, "
-                    "or size a GGUF file under llama.cpp (--engine llama.cpp)"
-                )
-
+            _cuda_only(
+                devices[0],
+                f"{engine.engine} does not run on",
+                "name a CUDA or ROCm GPU, or size a GGUF file under llama.cpp (--engine llama.cpp)",
+            )
             serving = serve(model, engine, devices[0].name, devices[0].memory_bytes, groups)
         else:  # the engine's view of every GPU of the set
-            from hubfit.fit.serving import serving_options
+            from hubfit.fit.serving import serving_options as engine_on_each
 
-            options = serving_options(model, engine, devices, groups)
-    return Report.of(model, memory=memory, fit=fit, serving=serving, serving_options=options)
+            serving_options = engine_on_each(model, engine, devices, groups)
+    run = training_options = None
+    if training is not None:
+        if len(devices) == 1:
+            from hubfit.sizing.training import train
+
+            _cuda_only(
+                devices[0], "the fine-tuning view models CUDA's caching allocator, not", "name a CUDA GPU"
+            )
+            run = train(model, training, devices[0].name, devices[0].memory_bytes, groups)
+        else:  # the run on every GPU of the set
+            from hubfit.fit.training import training_options as run_on_each
+
+            training_options = run_on_each(model, training, devices, groups)
+    return Report.of(
+        model,
+        memory=memory,
+        fit=fit,
+        serving=serving,
+        serving_options=serving_options,
+        training=run,
+        training_options=training_options,
+    )
+
+
+def _cuda_only(device: GPU, what: str, remedy: str) -> None:
+    """Refuse Apple silicon for a CUDA/ROCm view (the serving engines, CUDA's caching allocator)."""
+    if device.gpu_class == "apple":
+        from hubfit.errors import UsageError
+
+        raise UsageError(f"{what} Apple silicon ({device.name}): {remedy}")
 
 
 def analyze_model(source: Source) -> Model:

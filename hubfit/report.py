@@ -132,6 +132,8 @@ class Report:
         fit: FitReport | None = None,
         serving: Serving | None = None,
         serving_options: list[Serving] | None = None,
+        training: Training | None = None,
+        training_options: list[TrainingOption] | None = None,
     ) -> Report:
         """The report of an analysed model, with the sections the sizing engine and the fit computed."""
         components = [
@@ -164,6 +166,8 @@ class Report:
             fit=fit,
             serving=serving,
             serving_options=serving_options,
+            training=training,
+            training_options=training_options,
             warnings=list(model.warnings),
         )
 
@@ -180,15 +184,9 @@ class Report:
         data: dict[str, Any] = msgspec.to_builtins(self)
         head = {key: data.pop(key) for key in ("schema", "schema_version", "hubfit_version")}
         memory, fit = data.pop("memory"), data.pop("fit")
-        if data.get("serving") is None:
-            data.pop("serving", None)
-        if data.get("training") is None:
-            data.pop("training", None)
-        for key in ("serving_options", "training_options"):
-            if data.get(key) is None:
-                data.pop(key, None)
-        # GGUF repos only: the files, their table, and llama.cpp's buffers (``serving`` with engine llama.cpp).
-        for key in ("gguf_files", "gguf_fit"):
+        # Sections present only when asked for; GGUF repos only: the files, their table, and llama.cpp's buffers
+        # (``serving`` with engine llama.cpp).
+        for key in ("serving", "serving_options", "training", "training_options", "gguf_files", "gguf_fit"):
             if data.get(key) is None:
                 data.pop(key, None)
         llamacpp = data.pop("llamacpp", None)

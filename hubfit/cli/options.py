@@ -225,11 +225,6 @@ class ReportOptions:
         """
         from hubfit.pipeline import analyze
 
-        if self.training is not None:
-            report = self._finetune(model, client=client, progress=progress)
-            for warning in report.warnings:
-                click.echo(f"hubfit: warning: {warning}", err=True)
-            return report
         report = analyze(
             model,
             revision=self.revision,
@@ -240,38 +235,11 @@ class ReportOptions:
             hardware=self.hardware,
             engine=self.engine,
             gguf=self.gguf,
+            training=self.training,
         )
         for warning in report.warnings:
             click.echo(f"hubfit: warning: {warning}", err=True)
         return report
-
-    def _finetune(self, model: str, *, client: HubClient | None, progress: Progress | None) -> Report:
-        """The report with its ``training`` section: the model stage once, then the report and the
-        fine-tuning policy (:func:`hubfit.sizing.training.train`) on the one GPU asked, or on each GPU of the
-        set at the fewest GPUs that fit (:func:`hubfit.fit.training.training_options`)."""
-        import dataclasses
-
-        from hubfit.pipeline import build_report, load_model
-        from hubfit.sizing.training import train
-
-        assert self.training is not None
-        hardware = self.hardware
-        devices = hardware.devices()
-        loaded = load_model(model, revision=self.revision, token=self.token, progress=progress, client=client)
-        report = build_report(loaded, workload=self.workload, hardware=hardware, engine=self.engine)
-        if len(devices) == 1:
-            if devices[0].gpu_class == "apple":
-                from hubfit.errors import UsageError
-
-                raise UsageError(
-                    f"the fine-tuning view models CUDA's caching allocator, not Apple silicon ({devices[0].name}): "
-                    "name a CUDA GPU"
-                )
-            training = train(loaded, self.training, devices[0].name, devices[0].memory_bytes)
-            return dataclasses.replace(report, training=training)
-        from hubfit.fit.training import training_options
-
-        return dataclasses.replace(report, training_options=training_options(loaded, self.training, devices))
 
 
 # ---- fine-tuning (issue 18): --finetune and the run's flags -------------------------------------------------
