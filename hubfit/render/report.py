@@ -5,7 +5,7 @@ Renderers format what the report holds; they never compute a figure of their own
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from hubfit._version import __version__
@@ -176,16 +176,9 @@ def serving_options_lines(report: Report) -> list[str]:
         f"{_engine_name(first)} on each GPU (fewest GPUs that start it, max_model_len {first.max_model_len:,}; "
         f'"Nx: no": does not start on N; revision {(report.sha or report.revision)[:12]})'
     ]
-    rows = [("GPU", "GPUs", "KV tokens", "concurrency"), *(_option_cells(s) for s in options)]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for row in rows:
-        lines.append(
-            "  "
-            + "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            ).rstrip()
-        )
-    return lines
+    return lines + _aligned(
+        [("GPU", "GPUs", "KV tokens", "concurrency"), *(_option_cells(s) for s in options)]
+    )
 
 
 def _serving_options_markdown(report: Report) -> list[str]:
@@ -283,14 +276,7 @@ def training_options_lines(report: Report) -> list[str]:
         return []
     rows = [("GPU", "GPUs", "peak per GPU", "largest batch")]
     rows += [_training_option_cells(o) for o in report.training_options]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = [f'Fine-tuning: {_training_options_title(report)} ("Nx: no": not even on N)']
-    for row in rows:
-        cells = [
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  " + "  ".join(cells).rstrip())
-    return lines
+    return [f'Fine-tuning: {_training_options_title(report)} ("Nx: no": not even on N)', *_aligned(rows)]
 
 
 def _training_options_markdown(report: Report) -> list[str]:
@@ -409,13 +395,22 @@ def describe(rule: PrecisionRule) -> str:
 
 
 def _memory_text(memory: MemoryReport) -> list[str]:
-    rows = [_MEMORY_HEADER, *_memory_rows(memory)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(_MEMORY_HEADER))]
-    lines = ["Memory (GB = 10^9 bytes, GiB = 2^30 bytes)"]
-    for row in rows:
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-        lines.append("  " + "  ".join(cells))
+    lines = ["Memory (GB = 10^9 bytes, GiB = 2^30 bytes)", *_aligned([_MEMORY_HEADER, *_memory_rows(memory)])]
     return lines + ["  " + note for note in _memory_notes(memory)]
+
+
+def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
+    """A terminal table, indented two spaces: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        (
+            "  "
+            + "  ".join(
+                [row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))]
+            )
+        ).rstrip()
+        for row in rows
+    ]
 
 
 def _serving_markdown(report: Report) -> list[str]:

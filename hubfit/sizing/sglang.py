@@ -45,6 +45,7 @@ from hubfit.sizing.vllm import (
     load_dtype,
     loaded_weights,
     parse_version,
+    require_modelled,
     visible_memory,
 )
 
@@ -122,17 +123,6 @@ def _pre_load(tp: int, pp: int) -> int:
     return round(float(row["tp_many" if tp * pp > 1 else "tp1"]) * GIB)
 
 
-def _modelled(groups: TensorGroups, model: Model) -> None:
-    kinds = {spec.kind for spec in groups.specs}
-    if not groups.specs or kinds - set(MODELLED_KINDS):
-        model_type = model.main.config.model_type if model.main.config else None
-        shown = ", ".join(sorted(kinds - set(MODELLED_KINDS))) or "no decoder KV cache"
-        raise UsageError(
-            f"the SGLang view does not model the cache of model type {model_type!r} ({shown}); "
-            f"modelled layer kinds: {', '.join(MODELLED_KINDS)} (try --engine vllm)"
-        )
-
-
 def serve(
     model: Model,
     settings: ServeSettings,
@@ -155,7 +145,7 @@ def serve(
     if config is None:
         raise UsageError("the SGLang view needs the model's config.json")
     groups = groups or TensorGroups.of(model)
-    _modelled(groups, model)
+    require_modelled(groups.specs, model, view="SGLang", kinds=MODELLED_KINDS, hint=" (try --engine vllm)")
     version = settings.release
     tp, pp = settings.tensor_parallel_size, settings.pipeline_parallel_size
     mla = any(spec.kind == "mla" for spec in groups.specs)

@@ -42,6 +42,7 @@ __all__ = [
     "ServeSettings",
     "newest_version",
     "parse_version",
+    "require_modelled",
     "serve",
     "visible_memory",
 ]
@@ -213,14 +214,21 @@ class Serving:
 # ---- the stages -----------------------------------------------------------------------------------------
 
 
-def _modelled(specs: tuple[kv.LayerSpec, ...], model: Model) -> None:
-    kinds = {spec.kind for spec in specs}
-    if not specs or kinds - set(MODELLED_KINDS):
+def require_modelled(
+    specs: tuple[kv.LayerSpec, ...], model: Model, *, view: str, kinds: tuple[str, ...], hint: str = ""
+) -> None:
+    """Refuse a cache layout an engine's policy does not model, naming the layer kinds it does.
+
+    Raises:
+        UsageError: a layer kind outside ``kinds``, or no decoder KV cache at all.
+    """
+    found = {spec.kind for spec in specs}
+    if not specs or found - set(kinds):
         model_type = model.main.config.model_type if model.main.config else None
-        shown = ", ".join(sorted(kinds - set(MODELLED_KINDS))) or "no decoder KV cache"
+        shown = ", ".join(sorted(found - set(kinds))) or "no decoder KV cache"
         raise UsageError(
-            f"the vLLM view does not model the cache of model type {model_type!r} ({shown}); "
-            f"modelled layer kinds: {', '.join(MODELLED_KINDS)}"
+            f"the {view} view does not model the cache of model type {model_type!r} ({shown}); "
+            f"modelled layer kinds: {', '.join(kinds)}{hint}"
         )
 
 
@@ -433,7 +441,7 @@ def serve(
     if config is None:
         raise UsageError("the vLLM view needs the model's config.json")
     groups = groups or TensorGroups.of(model)
-    _modelled(groups.specs, model)
+    require_modelled(groups.specs, model, view="vLLM", kinds=MODELLED_KINDS)
     version = settings.release
     version_text = settings.version or newest_version()
     tp, pp = settings.tensor_parallel_size, settings.pipeline_parallel_size

@@ -153,7 +153,7 @@ class HubSource:
                 raise HeaderError(f"{path}: the Hub gave no size for it")
             return self.client.read_gguf_header(self.repo_id, path, self.sha, file_size=size)
 
-        return _map_any(read, list(paths), self._progress)
+        return _map(read, list(paths), self._progress)
 
 
 class LocalSource:
@@ -217,9 +217,7 @@ class LocalSource:
         """Validated GGUF headers of local files (only their header bytes are read)."""
         from hubfit.formats.gguf import read_local_header as read_gguf_local
 
-        return _map_any(
-            lambda p: read_gguf_local(str(self.root / p), filename=p), list(paths), self._progress
-        )
+        return _map(lambda p: read_gguf_local(str(self.root / p), filename=p), list(paths), self._progress)
 
     def _read_header(self, path: str) -> SafetensorsHeader:
         try:
@@ -230,19 +228,8 @@ class LocalSource:
             return self.lfs.read_header(self.root / path, path)
 
 
-def _map_any(read: Callable[[str], _T], paths: list[str], progress: Progress | None) -> dict[str, _T]:
-    """Read GGUF headers concurrently, keeping the input order; the first error wins."""
-    out: dict[str, _T] = {}
-    with ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, len(paths)))) as pool:
-        for done, (path, header) in enumerate(zip(paths, pool.map(read, paths), strict=True), start=1):
-            out[path] = header
-            if progress:
-                progress(done, len(paths))
-    return out
-
-
 def _map(read: Callable[[str], _T], paths: list[str], progress: Progress | None) -> dict[str, _T]:
-    """Read headers concurrently, keeping the input order; the first error wins."""
+    """Read headers (safetensors or GGUF) concurrently, keeping the input order; the first error wins."""
     if not paths:
         raise NoWeightsError("no safetensors files to read")
     if len(paths) == 1:
